@@ -1,0 +1,40 @@
+# kurate: `make demo` runs the whole pipeline on the embedded demo data; `make test` runs the tests.
+PYTHON ?= python3.11
+VENV   := .venv
+BIN    := $(VENV)/bin
+DEMO_WARC := data/demo/demo.warc.gz
+DEMO_ROOT := runs/demo
+
+.PHONY: setup demo test test-fast bench clean
+
+setup: $(VENV)/.installed
+
+# torch first and pinned: an unpinned torch (asked for by any dependency) pulls a multi-GB CUDA build.
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet torch==2.13.0
+	$(BIN)/pip install --quiet -e ".[test]"
+	touch $@
+
+$(DEMO_WARC): tasks/demo_warc.py tasks/demo_pages.py | setup
+	$(BIN)/python -m tasks.demo_warc $(DEMO_WARC)
+
+demo: setup $(DEMO_WARC)
+	$(BIN)/kurate run configs/demo.yaml
+	$(BIN)/kurate status --root $(DEMO_ROOT)
+	$(BIN)/kurate query --root $(DEMO_ROOT) \
+	  "select stage, reason, count(*) as docs from rejects group by all order by docs desc"
+	$(BIN)/kurate query --root $(DEMO_ROOT) \
+	  "select url, length(text) as chars, left(text, 60) as start from curated order by url limit 10"
+
+test: setup
+	$(BIN)/python -m pytest -q -ra
+
+test-fast: setup
+	$(BIN)/python -m pytest -q -ra -m "not e2e"
+
+bench: setup
+	$(BIN)/python bench/ingest.py
+
+clean:
+	rm -rf $(VENV) data/demo runs

@@ -1,0 +1,4 @@
+"""LLM judges (prompting, scoring backends) and JQL annotators (embedder, heads, registry).
+
+Imports point one way: annotators/ may use storage/ and tasks/, never flows/.
+"""

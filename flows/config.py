@@ -1,0 +1,136 @@
+"""Pipeline configuration: one pydantic model drives the CLI, the Prefect flow forms and YAML files.
+
+Unknown keys and bad values are errors that name the key (``curate.ingest.extractor: …``).
+``--set a.b.c=value`` overrides take YAML scalars (``--set curate.ingest.batch_rows=64``).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from storage.shards import config_hash
+from tasks.ingest import IngestConfig
+
+Stage = Literal["curate"]
+
+
+class ConfigError(ValueError):
+    """A config file or override that does not fit the schema; the message names every bad key."""
+
+
+class RayConfig(BaseModel):
+    """Where per-shard work runs."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    executor: Literal["ray", "local"] = Field(
+        "ray", description="ray: one Ray task per shard; local: in this process, one shard after another."
+    )
+    address: str | None = Field(
+        None, description="Ray cluster address (ray://host:10001 or auto). Empty: $RAY_ADDRESS, else a local Ray."
+    )
+    num_cpus: int | None = Field(None, gt=0, description="CPUs for a local Ray instance (default: all).")
+    cpus_per_shard: float = Field(1.0, gt=0, description="CPUs each shard task reserves.")
+    max_retries: int = Field(2, ge=0, description="Ray retries of a shard whose worker died.")
+
+
+class CurateConfig(BaseModel):
+    """The curate stage: WARC/WET shards → curated documents + rejects."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    inputs: list[str] = Field(default_factory=list, description="WARC/WET shard URLs or globs (local, s3://, https://).")
+    ingest: IngestConfig = Field(default_factory=IngestConfig)
+
+    def work_hash(self) -> str:
+        """Hash of everything that changes the output of a shard (not the list of inputs)."""
+        return config_hash(self.model_dump(mode="json", exclude={"inputs"}))
+
+
+class PipelineConfig(BaseModel):
+    """A whole kurate run: where data lives, which stages run, and each stage's settings."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    root: str = Field(..., description="Output root: a directory, s3://bucket/prefix or memory://name.")
+    storage_options: dict[str, dict[str, Any]] = Field(
+        default_factory=dict,
+        description="fsspec options per protocol, e.g. {s3: {endpoint_url: http://127.0.0.1:9000}}.",
+    )
+    stages: list[Stage] = Field(default_factory=lambda: ["curate"], description="Stages to run, in order.")
+    curate: CurateConfig = Field(default_factory=CurateConfig)
+    ray: RayConfig = Field(default_factory=RayConfig)
+
+
+def _format_errors(error: ValidationError, source: str) -> str:
+    lines = [f"invalid config ({source}):"]
+    for item in error.errors():
+        key = ".".join(str(p) for p in item["loc"]) or "<top>"
+        message = "unknown key" if item["type"] == "extra_forbidden" else item["msg"]
+        lines.append(f"  {key}: {message}")
+    return "\n".join(lines)
+
+
+def _set_dotted(tree: dict, dotted: str, value: Any) -> None:
+    parts = dotted.split(".")
+    node = tree
+    for part in parts[:-1]:
+        child = node.setdefault(part, {})
+        if not isinstance(child, dict):
+            raise ConfigError(f"--set {dotted}: {part!r} is not a section")
+        node = child
+    node[parts[-1]] = value
+
+
+def parse_overrides(overrides: list[str]) -> list[tuple[str, Any]]:
+    parsed = []
+    for item in overrides:
+        key, sep, raw = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"--set {item!r}: expected key=value, e.g. curate.ingest.extractor=resiliparse")
+        parsed.append((key.strip(), yaml.safe_load(raw) if raw.strip() else None))
+    return parsed
+
+
+def load_config(
+    path: str | os.PathLike | None = None,
+    overrides: list[str] | None = None,
+    given: dict | None = None,
+) -> PipelineConfig:
+    """Load YAML (optional), merge ``given`` (CLI options) over it, apply ``key=value`` overrides, validate."""
+    tree: dict = {}
+    source = "defaults"
+    if path is not None:
+        source = str(path)
+        try:
+            loaded = yaml.safe_load(Path(path).read_text()) or {}
+        except FileNotFoundError:
+            raise ConfigError(f"config file {path} not found") from None
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"config file {path} is not valid YAML: {exc}") from None
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"config file {path} must hold a mapping at the top level")
+        tree = _merge(tree, loaded)
+    tree = _merge(tree, given or {})
+    for key, value in parse_overrides(overrides or []):
+        _set_dotted(tree, key, value)
+        source += f" + --set {key}"
+    try:
+        return PipelineConfig.model_validate(tree)
+    except ValidationError as exc:
+        raise ConfigError(_format_errors(exc, source)) from None
+
+
+def _merge(base: dict, update: dict) -> dict:
+    merged = dict(base)
+    for key, value in update.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged

@@ -1,0 +1,25 @@
+"""Prefect deployments of the stage flows and the pipeline, served from one local process.
+
+`kurate serve` uses this; `infra/local/prefect.yaml` declares the same deployments for
+`prefect deploy` with a work pool.
+"""
+
+from __future__ import annotations
+
+from prefect import serve
+
+from flows.config import PipelineConfig
+from flows.curate import curate
+from flows.pipeline import pipeline
+
+
+def build_deployments(config: PipelineConfig, cron: str | None = None) -> list:
+    parameters = {"config": config.model_dump(mode="json")}
+    return [
+        pipeline.to_deployment(name="kurate-pipeline", parameters=parameters, cron=cron, tags=["kurate"]),
+        curate.to_deployment(name="kurate-curate", parameters=parameters, tags=["kurate"]),
+    ]
+
+
+def serve_deployments(config: PipelineConfig, cron: str | None = None) -> None:
+    serve(*build_deployments(config, cron))
