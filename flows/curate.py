@@ -67,6 +67,7 @@ def ingest_shards(config: PipelineConfig, inputs: list[str], work_hash: str) -> 
     rows = []
     for outcome in outcomes:
         if outcome.error is not None:
+            print(f"[curate] shard {outcome.input} failed: {outcome.error}")
             rows.append({"input": outcome.input, "status": "failed", "error": outcome.error.splitlines()[0]})
         else:
             result = outcome.result.as_dict()

@@ -146,7 +146,7 @@ class ShardStore:
             return
         for p in self.fs.ls(tmp, detail=False):
             if os.path.basename(p.rstrip("/")).startswith(key.name + "."):
-                self.fs.rm(p, recursive=True)
+                _remove_tree(self.fs, p)
 
     def open_unit(self, key: UnitKey, datasets: Iterable[str]) -> "UnitWriter":
         return UnitWriter(self, key, tuple(datasets))
@@ -162,6 +162,14 @@ class ShardStore:
         self.fs.invalidate_cache()
         paths = sorted(self.fs.glob(join(self.path, PLANS, "*.json")))
         return [json.loads(self.fs.cat_file(p)) for p in paths]
+
+
+def _remove_tree(fs: fsspec.AbstractFileSystem, path: str) -> None:
+    """Remove a directory tree if it exists (object stores drop empty "directories" by themselves)."""
+    try:
+        fs.rm(path, recursive=True)
+    except FileNotFoundError:
+        pass
 
 
 class UnitWriter:
@@ -243,7 +251,7 @@ class UnitWriter:
         staged = join(self.tmp_dir, "manifest.json")
         fs.pipe_file(staged, manifest.to_json().encode())
         fs.mv(staged, final_manifest)
-        fs.rm(self.tmp_dir, recursive=True)
+        _remove_tree(fs, self.tmp_dir)
         return manifest
 
     def abort(self) -> None:
@@ -253,8 +261,7 @@ class UnitWriter:
                 self._files[dataset].close()
             except Exception:  # noqa: BLE001 - best effort; the directory goes next
                 pass
-        if self.store.fs.exists(self.tmp_dir):
-            self.store.fs.rm(self.tmp_dir, recursive=True)
+        _remove_tree(self.store.fs, self.tmp_dir)
 
     def __enter__(self) -> "UnitWriter":
         return self

@@ -1,0 +1,93 @@
+"""Real Prefect runs (test server) with shard work on a real local Ray, and roots on memory:// and S3."""
+
+from __future__ import annotations
+
+import json
+
+import fsspec
+import pytest
+import yaml
+from prefect.client.orchestration import get_client
+from typer.testing import CliRunner
+
+from flows.cli import app
+from flows.config import load_config
+from flows.curate import curate
+from flows.pipeline import pipeline
+from storage.catalog import Catalog
+
+runner = CliRunner()
+
+
+def _artifacts(flow_run_id) -> dict:
+    with get_client(sync_client=True) as client:
+        found = client.read_artifacts()
+    return {a.key: a for a in found if a.flow_run_id == flow_run_id or a.key == "curate-progress"}
+
+
+@pytest.mark.e2e
+def test_curate_flow_on_ray_commits_publishes_and_skips_on_rerun(prefect_server, ray_local, demo_warc, tmp_path):
+    path, manifest = demo_warc
+    config = load_config(None, ["curate.ingest.extractor=resiliparse"], {"root": str(tmp_path / "root"), "curate": {"inputs": [str(path)]}})
+    state = curate(config, return_state=True)
+    summary = state.result()
+    assert summary["committed"] == 1 and summary["records"] == manifest.responses + manifest.malformed
+    artifacts = _artifacts(state.state_details.flow_run_id)
+    assert {"curate-shards", "curate-summary"} <= set(artifacts)
+    table = json.loads(artifacts["curate-shards"].data)
+    assert table[0]["status"] == "committed" and table[0]["curated"] == summary["curated"]
+    assert "malformed_record" in artifacts["curate-summary"].data
+
+    again = curate(config)
+    assert again["committed"] == 0 and again["skipped"] == 1
+    catalog = Catalog(config.root)
+    assert catalog.query("select count(*) n from curated").to_pylist() == [{"n": summary["curated"]}]
+    assert (tmp_path / "root" / "catalog.duckdb").exists()
+
+
+@pytest.mark.e2e
+def test_kurate_run_pipeline_from_a_yaml_config(prefect_server, ray_local, demo_warc, tmp_path):
+    path, manifest = demo_warc
+    cfg = tmp_path / "p.yaml"
+    root = tmp_path / "root"
+    cfg.write_text(yaml.safe_dump({"root": str(root), "stages": ["curate"], "curate": {"inputs": [str(path)]}}))
+    out = runner.invoke(app, ["run", str(cfg)])
+    assert out.exit_code == 0, out.output
+    total = runner.invoke(app, ["query", "select (select count(*) from curated) + (select count(*) from rejects) as n", "--root", str(root), "-f", "json"])
+    assert json.loads(total.output) == [{"n": manifest.responses + manifest.malformed}]
+    status = runner.invoke(app, ["status", "--root", str(root)])
+    assert "stage curate: 1 planned shards, 1 committed, 0 pending" in status.output
+
+
+@pytest.mark.e2e
+def test_memory_root(prefect_server, demo_warc):
+    path, manifest = demo_warc
+    config = load_config(None, [], {"root": "memory://kurate-test", "curate": {"inputs": [str(path)]}})
+    summary = pipeline(config)["curate"]
+    assert summary["records"] == manifest.responses + manifest.malformed
+    rows = Catalog("memory://kurate-test").query("select count(*) n from rejects").to_pylist()
+    assert rows == [{"n": summary["rejected"]}]
+    fsspec.filesystem("memory").rm("/kurate-test", recursive=True)
+
+
+@pytest.mark.e2e
+def test_s3_input_and_root_on_a_loopback_s3_server(prefect_server, ray_local, s3_server, demo_warc, tmp_path):
+    path, manifest = demo_warc
+    fs = fsspec.filesystem("s3", **s3_server["s3"])
+    fs.put_file(str(path), "kurate/crawl/segment-1/demo.warc.gz")
+    cfg = {
+        "root": "s3://kurate/curated-run",
+        "storage_options": s3_server,
+        "curate": {"inputs": ["s3://kurate/crawl/*/*.warc.gz"], "ingest": {"extractor": "resiliparse"}},
+    }
+    config_file = tmp_path / "s3.yaml"
+    config_file.write_text(yaml.safe_dump(cfg))
+    out = runner.invoke(app, ["run", str(config_file)])
+    assert out.exit_code == 0, out.output
+    assert fs.glob("kurate/curated-run/curated/*.parquet") and fs.glob("kurate/curated-run/_manifests/curate/*.json")
+    total = runner.invoke(app, ["query", "select (select count(*) from curated) + (select count(*) from rejects) as n",
+                                "--root", "s3://kurate/curated-run", "--config", str(config_file), "-f", "json"])
+    assert total.exit_code == 0, total.output
+    assert json.loads(total.output) == [{"n": manifest.responses + manifest.malformed}]
+    refused = runner.invoke(app, ["query", "select * from read_csv('/etc/passwd')", "--root", "s3://kurate/curated-run", "--config", str(config_file)])
+    assert refused.exit_code == 2
