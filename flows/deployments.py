@@ -16,8 +16,8 @@ from flows.pipeline import pipeline
 def build_deployments(config: PipelineConfig, cron: str | None = None) -> list:
     parameters = {"config": config.model_dump(mode="json")}
     return [
-        pipeline.to_deployment(name="kurate-pipeline", parameters=parameters, cron=cron, tags=["kurate"]),
-        curate.to_deployment(name="kurate-curate", parameters=parameters, tags=["kurate"]),
+        pipeline.to_deployment(name="served-pipeline", parameters=parameters, cron=cron, tags=["kurate"]),
+        curate.to_deployment(name="served-curate", parameters=parameters, tags=["kurate"]),
     ]
 
 

@@ -561,6 +561,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-malformed", action="store_true",
                         help="leave out the deliberately malformed record")
     args = parser.parse_args(argv)
+    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
 
     if args.bulk is not None:
         count = make_bulk_warc(args.out, args.bulk, seed=args.seed)

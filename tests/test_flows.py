@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import fsspec
 import pytest
@@ -91,3 +92,30 @@ def test_s3_input_and_root_on_a_loopback_s3_server(prefect_server, ray_local, s3
     assert json.loads(total.output) == [{"n": manifest.responses + manifest.malformed}]
     refused = runner.invoke(app, ["query", "select * from read_csv('/etc/passwd')", "--root", "s3://kurate/curated-run", "--config", str(config_file)])
     assert refused.exit_code == 2
+
+
+def test_status_reports_pending_and_temporary_work(tmp_path, demo_warc):
+    from storage.shards import ShardStore, UnitKey
+    from tasks.ingest import IngestConfig, ingest_shard
+
+    root = str(tmp_path / "root")
+    path = str(demo_warc[0])
+    ingest_shard(path, root, IngestConfig(extractor="resiliparse"), "h")
+    store = ShardStore(root)
+    missing = "s3://crawl/CC-MAIN-2026-40/segment-7.warc.gz"
+    store.write_plan("curate", "h", {UnitKey("curate", path, "h").name: path, UnitKey("curate", missing, "h").name: missing})
+    store.open_unit(UnitKey("curate", missing, "h"), ["curated"])  # a writer that never finished
+    out = runner.invoke(app, ["status", "--root", root])
+    assert "stage curate: 2 planned shards, 1 committed, 1 pending" in out.output
+    assert f"pending: {missing}" in out.output
+    assert "1 uncommitted temporary unit(s)" in out.output
+
+
+def test_deployments_for_serve(prefect_server):
+    from flows.deployments import build_deployments
+
+    config = load_config(Path(__file__).resolve().parents[1] / "configs" / "demo.yaml")
+    deployments = build_deployments(config, cron="0 3 * * *")
+    assert [d.name for d in deployments] == ["served-pipeline", "served-curate"]
+    assert deployments[0].schedules[0].schedule.cron == "0 3 * * *"
+    assert deployments[1].parameters["config"]["root"] == "runs/demo"
