@@ -8,6 +8,7 @@ from __future__ import annotations
 import sys
 
 from prefect import flow
+from prefect.artifacts import create_markdown_artifact
 
 from flows.config import PipelineConfig, load_config
 from flows.curate import curate
@@ -22,6 +23,9 @@ def pipeline(config: PipelineConfig) -> dict:
     for stage in config.stages:
         print(f"[pipeline] stage {stage}")
         results[stage] = STAGE_FLOWS[stage](config)
+    lines = [f"# pipeline: {config.root}", "", "| stage | summary |", "|---|---|"]
+    lines += [f"| {stage} | {summary} |" for stage, summary in results.items()]
+    create_markdown_artifact("\n".join(lines), key="pipeline-summary", description="Stages run and their counts")
     return results
 
 

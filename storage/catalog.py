@@ -12,6 +12,7 @@ are refused with a clear error.
 from __future__ import annotations
 
 import os
+import warnings
 from dataclasses import dataclass
 
 import duckdb
@@ -70,7 +71,7 @@ class Catalog:
         files: dict[str, list[str]] = {d: [] for d in DATASETS}
         for manifest in self.store.manifests():
             for out in manifest.outputs:
-                files.setdefault(out.dataset, []).append(out.path)
+                files.setdefault(out.dataset, []).append(self.store.url(out.path))
         return files
 
     def connect(self) -> duckdb.DuckDBPyConnection:
@@ -80,7 +81,7 @@ class Catalog:
             con.register_filesystem(self.store.fs)
         for dataset, files in self._files().items():
             con.execute(_view_sql(dataset, files, con))
-        root_dir = self.store.url() if not self.is_local else os.path.abspath(self.store.path)
+        root_dir = self.store.url()
         con.execute(f"SET allowed_directories=[{_quote(root_dir.rstrip('/') + '/')}]")
         con.execute("SET enable_external_access=false")
         con.execute("SET lock_configuration=true")
@@ -92,9 +93,14 @@ class Catalog:
             return None
         path = os.path.join(self.store.path, CATALOG_FILE)
         os.makedirs(self.store.path, exist_ok=True)
-        with duckdb.connect(path) as con:
-            for dataset, files in self._files().items():
-                con.execute(_view_sql(dataset, [os.path.abspath(f) for f in files], con))
+        try:
+            with duckdb.connect(path) as con:
+                for dataset, files in self._files().items():
+                    con.execute(_view_sql(dataset, files, con))
+        except duckdb.IOException as exc:
+            # Another process (a user's DuckDB shell) holds the file; `kurate query` does not need it.
+            warnings.warn(f"{path} not refreshed: {exc}", stacklevel=2)
+            return None
         return path
 
     def query(self, sql: str) -> pa.Table:

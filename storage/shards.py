@@ -27,6 +27,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Iterable
 
 import fsspec
+from fsspec.implementations.local import LocalFileSystem
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -65,7 +66,7 @@ class UnitKey:
 @dataclass(frozen=True)
 class OutputFile:
     dataset: str
-    path: str  # full URL (local path, s3://…, memory://…)
+    path: str  # relative to the root, so a root can be moved or copied (ShardStore.url resolves it)
     rows: int
     bytes: int
 
@@ -102,7 +103,9 @@ class ShardStore:
         self.fs, self.path = filesystem(self.root, self.storage_options)
 
     def url(self, *parts: str) -> str:
-        return unstrip(self.fs, join(self.path, *parts))
+        """Full URL of a path under the root (absolute for a local root)."""
+        path = join(self.path, *parts)
+        return os.path.abspath(path) if isinstance(self.fs, LocalFileSystem) else unstrip(self.fs, path)
 
     def _manifest_path(self, key: UnitKey) -> str:
         return join(self.path, MANIFESTS, key.stage, f"{key.name}.json")
@@ -233,7 +236,7 @@ class UnitWriter:
             fs.makedirs(final_dir, exist_ok=True)
             final = join(final_dir, f"{self.key.name}.parquet")
             fs.mv(join(self.tmp_dir, f"{dataset}.parquet"), final)
-            outputs.append(OutputFile(dataset, self.store.url(dataset, f"{self.key.name}.parquet"), self._rows[dataset], fs.size(final)))
+            outputs.append(OutputFile(dataset, f"{dataset}/{self.key.name}.parquet", self._rows[dataset], fs.size(final)))
         manifest = Manifest(
             unit=self.key.name,
             stage=self.key.stage,

@@ -80,7 +80,7 @@ def test_parquet_carries_provenance_metadata(tmp_path):
     key = UnitKey("curate", "a.warc.gz", "cafe")
     with store.open_unit(key, ["curated", "rejects"]) as unit:
         unit.write("curated", _rows(1))
-    path = store.manifest(key).outputs[0].path
+    path = store.url(store.manifest(key).outputs[0].path)
     meta = pq.read_schema(path).metadata
     assert meta[b"config_hash"] == b"cafe" and meta[b"stage"] == b"curate"
     assert meta[b"kurate_version"]
