@@ -122,7 +122,7 @@ def _print_table(columns: list[str], rows: list[dict]) -> None:
 
 
 def _cell(value) -> str:
-    text = "NULL" if value is None else str(value)
+    text = "NULL" if value is None else " ".join(str(value).split())  # one line per row
     return text if len(text) <= 80 else text[:77] + "…"
 
 
