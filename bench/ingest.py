@@ -6,7 +6,6 @@ WARC defaults to ../shared/data/web-sample.warc.gz (142 real pages). Everything 
 process, so docs/s is per core. For each extractor it measures:
 
 * kurate ingest (FastWARC + charset detection + extraction + lineage rows, no writes),
-* kurate ingest_shard (the same plus Parquet/zstd writes and the commit protocol),
 * baseline "warcio+extractor": the ad-hoc script many teams start from — warcio's ArchiveIterator,
   UTF-8 decode with replacement, the same extractor — and prints kurate's ratio to it.
 """
@@ -15,12 +14,11 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import tempfile
 import time
 from pathlib import Path
 
 from tasks.extract import extract_text
-from tasks.ingest import IngestConfig, ingest_records, ingest_shard
+from tasks.ingest import IngestConfig, ingest_records
 
 DEFAULT_WARC = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "web-sample.warc.gz"
 
@@ -47,11 +45,6 @@ def kurate_records(path: str, extractor: str) -> int:
     return sum(1 for _ in ingest_records(path, IngestConfig(extractor=extractor)))
 
 
-def kurate_shard(path: str, extractor: str) -> int:
-    with tempfile.TemporaryDirectory() as root:
-        return ingest_shard(path, root, IngestConfig(extractor=extractor), "bench").records
-
-
 def rate(fn, path: str, extractor: str, repeat: int) -> tuple[float, int]:
     rates, docs = [], 0
     for _ in range(repeat):
@@ -71,9 +64,8 @@ def main() -> None:
     for extractor in ("resiliparse", "trafilatura"):
         base, docs = rate(baseline_warcio, args.warc, extractor, args.repeat)
         print(f"{extractor:<12} {'baseline warcio+extractor':<28} {docs:>5} {base:>12.1f} {1.0:>11.2f}x")
-        for name, fn in (("kurate ingest (no write)", kurate_records), ("kurate ingest_shard+commit", kurate_shard)):
-            value, docs = rate(fn, args.warc, extractor, args.repeat)
-            print(f"{extractor:<12} {name:<28} {docs:>5} {value:>12.1f} {value / base:>11.2f}x")
+        value, docs = rate(kurate_records, args.warc, extractor, args.repeat)
+        print(f"{extractor:<12} {'kurate ingest (no write)':<28} {docs:>5} {value:>12.1f} {value / base:>11.2f}x")
 
 
 if __name__ == "__main__":

@@ -13,8 +13,9 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from storage.shards import config_hash
+from tasks.curate import CurateHashes, DedupConfig
 from tasks.ingest import IngestConfig
+from tasks.quality import FilterConfig, LanguageConfig, QualityConfig, UrlFilterConfig
 
 Stage = Literal["curate"]
 
@@ -40,16 +41,25 @@ class RayConfig(BaseModel):
 
 
 class CurateConfig(BaseModel):
-    """The curate stage: WARC/WET shards → curated documents + rejects."""
+    """The curate stage: WARC/WET shards → extraction → URL filter → language ID → heuristic filters
+    → exact + MinHash dedup → curated documents, with a reject row for everything dropped."""
 
     model_config = ConfigDict(extra="forbid")
 
     inputs: list[str] = Field(default_factory=list, description="WARC/WET shard URLs or globs (local, s3://, https://).")
     ingest: IngestConfig = Field(default_factory=IngestConfig)
+    url: UrlFilterConfig = Field(default_factory=UrlFilterConfig)
+    language: LanguageConfig = Field(default_factory=LanguageConfig)
+    filters: FilterConfig = Field(default_factory=FilterConfig)
+    dedup: DedupConfig = Field(default_factory=DedupConfig)
+    report: bool = Field(True, description="Write the retention funnel (PNG + HTML) under <root>/reports/.")
 
-    def work_hash(self) -> str:
-        """Hash of everything that changes the output of a shard (not the list of inputs)."""
-        return config_hash(self.model_dump(mode="json", exclude={"inputs"}))
+    def quality(self) -> QualityConfig:
+        return QualityConfig(url=self.url, language=self.language, filters=self.filters)
+
+    def hashes(self) -> CurateHashes:
+        """Config hashes of the curate units (the list of inputs is not part of them)."""
+        return CurateHashes.of(self.ingest, self.quality(), self.dedup)
 
 
 class PipelineConfig(BaseModel):

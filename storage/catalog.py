@@ -69,7 +69,7 @@ class Catalog:
 
     def _files(self) -> dict[str, list[str]]:
         files: dict[str, list[str]] = {d: [] for d in DATASETS}
-        for manifest in self.store.manifests():
+        for manifest in self.store.current_manifests():
             for out in manifest.outputs:
                 files.setdefault(out.dataset, []).append(self.store.url(out.path))
         return files
@@ -131,7 +131,7 @@ class Catalog:
 
     def status(self) -> list[DatasetStatus]:
         totals = {d: DatasetStatus(d, 0, 0, 0) for d in DATASETS}
-        for manifest in self.store.manifests():
+        for manifest in self.store.current_manifests():
             for out in manifest.outputs:
                 s = totals.setdefault(out.dataset, DatasetStatus(out.dataset, 0, 0, 0))
                 s.shards += 1

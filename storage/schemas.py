@@ -14,6 +14,32 @@ CURATED = pa.schema(
         pa.field("content_type", pa.string()),
         pa.field("charset", pa.string()),  # the encoding the payload was decoded with
         pa.field("text", pa.string()),
+        pa.field("language", pa.string()),  # ISO code from fastText lid.176 ("und" before language ID ran)
+        pa.field("language_score", pa.float32()),
+    ]
+)
+
+# Documents that passed every per-shard stage, waiting for the run-wide dedup; same columns as curated.
+STAGED = CURATED
+
+# MinHash signatures of staged documents: the input of the cross-shard dedup join.
+SIGNATURES = pa.schema(
+    [
+        pa.field("id", pa.string(), nullable=False),
+        pa.field("rank", pa.string(), nullable=False),  # lower wins among duplicates: input shard + position
+        pa.field("exact_hash", pa.uint64(), nullable=False),
+        pa.field("minhash", pa.list_(pa.uint32())),
+        pa.field("bands", pa.list_(pa.uint64())),
+    ]
+)
+
+# Run-wide dedup decisions: every staged document that is a duplicate of a kept one.
+DUPLICATES = pa.schema(
+    [
+        pa.field("id", pa.string(), nullable=False),
+        pa.field("duplicate_of", pa.string(), nullable=False),
+        pa.field("kind", pa.string(), nullable=False),  # exact | near
+        pa.field("similarity", pa.float64()),
     ]
 )
 
@@ -24,6 +50,7 @@ REJECTS = pa.schema(
         pa.field("url", pa.string()),
         pa.field("warc_record_id", pa.string()),
         pa.field("source", pa.string()),
+        pa.field("language", pa.string()),  # null when the stage ran before language ID
         pa.field("stage", pa.string(), nullable=False),
         pa.field("reason", pa.string(), nullable=False),
         pa.field("value", pa.float64()),  # the measured value behind the decision (status code, byte size, …)
@@ -31,7 +58,13 @@ REJECTS = pa.schema(
     ]
 )
 
-DATASETS: dict[str, pa.Schema] = {"curated": CURATED, "rejects": REJECTS}
+DATASETS: dict[str, pa.Schema] = {
+    "curated": CURATED,
+    "rejects": REJECTS,
+    "staged": STAGED,
+    "signatures": SIGNATURES,
+    "duplicates": DUPLICATES,
+}
 
 
 def schema_of(dataset: str) -> pa.Schema:

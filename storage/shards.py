@@ -131,8 +131,14 @@ class ShardStore:
         found = [Manifest.from_json(blobs[p].decode()) for p in paths]
         return sorted(found, key=lambda m: (m.stage, m.unit))
 
-    def committed_files(self, dataset: str) -> list[OutputFile]:
-        return [o for m in self.manifests() for o in m.outputs if o.dataset == dataset]
+    def current_manifests(self, stage: str | None = None) -> list[Manifest]:
+        """The latest commit per (stage, input): a run with a new config supersedes older generations."""
+        latest: dict[tuple[str, str], Manifest] = {}
+        for manifest in self.manifests(stage):
+            key = (manifest.stage, manifest.input)
+            if key not in latest or manifest.committed_at > latest[key].committed_at:
+                latest[key] = manifest
+        return sorted(latest.values(), key=lambda m: (m.stage, m.unit))
 
     def pending_tmp(self) -> list[str]:
         """Temporary unit directories: work in flight, or left behind by a killed writer."""

@@ -1,22 +1,19 @@
 """Ingest: one WARC/WET shard → documents in ``curated`` and everything else in ``rejects``.
 
 Each response record ends in exactly one of the two (the lineage invariant), and so does each
-unreadable region of a damaged shard. ``ingest_shard`` is the unit of work the curate flow
-schedules per input shard; it commits with the storage protocol and skips committed work.
+unreadable region of a damaged shard. ``tasks/curate.py`` runs this per input shard, followed by
+the quality stages, inside one committed unit.
 """
 
 from __future__ import annotations
 
 import hashlib
-import time
-from collections import Counter
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from typing import Iterator, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from storage.fs import StorageOptions
-from storage.shards import ShardStore, UnitKey
 from tasks.decode import DecodeError, decode_payload, is_html, mime_type
 from tasks.extract import extract_text
 from tasks.warc import WarcDamage, WarcItem, read_records
@@ -52,7 +49,7 @@ class Outcome:
 
 
 def _reject(base: dict, reason: str, value: float | None = None, detail: str | None = None) -> Outcome:
-    return Outcome(reject={**base, "stage": STAGE, "reason": reason, "value": value, "detail": detail})
+    return Outcome(reject={**base, "language": None, "stage": STAGE, "reason": reason, "value": value, "detail": detail})
 
 
 def process_item(item: WarcItem, source: str, config: IngestConfig) -> Outcome:
@@ -112,57 +109,3 @@ def damage_outcome(damage: WarcDamage, source: str) -> Outcome:
 def ingest_records(source: str, config: IngestConfig, storage_options: StorageOptions | None = None) -> Iterator[Outcome]:
     for entry in read_records(source, storage_options, config.max_payload_bytes):
         yield damage_outcome(entry, source) if isinstance(entry, WarcDamage) else process_item(entry, source, config)
-
-
-@dataclass
-class ShardResult:
-    input: str
-    unit: str
-    skipped: bool  # committed by an earlier run: nothing was redone
-    records: int = 0
-    curated: int = 0
-    rejected: int = 0
-    reasons: dict = field(default_factory=dict)
-    seconds: float = 0.0
-
-    def as_dict(self) -> dict:
-        return asdict(self)
-
-
-def ingest_shard(
-    source: str,
-    root: str,
-    config: IngestConfig,
-    config_hash: str,
-    storage_options: StorageOptions | None = None,
-    stage: str = "curate",
-) -> ShardResult:
-    """Ingest one shard into ``curated``/``rejects`` under ``root``, exactly once."""
-    store = ShardStore(root, storage_options)
-    key = UnitKey(stage, source, config_hash)
-    committed = store.manifest(key)
-    if committed is not None:
-        counts = committed.counts
-        return ShardResult(source, key.name, True, counts.get("records", 0), counts.get("curated", 0),
-                           counts.get("rejected", 0), counts.get("reasons", {}))
-    store.clear_tmp(key)
-    started = time.perf_counter()
-    reasons: Counter[str] = Counter()
-    buffers: dict[str, list[dict]] = {"curated": [], "rejects": []}
-    with store.open_unit(key, ["curated", "rejects"]) as unit:
-        for outcome in ingest_records(source, config, storage_options):
-            if outcome.curated is not None:
-                buffers["curated"].append(outcome.curated)
-            else:
-                buffers["rejects"].append(outcome.reject)
-                reasons[outcome.reject["reason"]] += 1
-            for dataset, rows in buffers.items():
-                if len(rows) >= config.batch_rows:
-                    unit.write(dataset, rows)
-                    rows.clear()
-        for dataset, rows in buffers.items():
-            unit.write(dataset, rows)
-        curated, rejected = unit.rows_written("curated"), unit.rows_written("rejects")
-        unit.counts = {"records": curated + rejected, "curated": curated, "rejected": rejected, "reasons": dict(reasons)}
-    return ShardResult(source, key.name, False, curated + rejected, curated, rejected, dict(reasons),
-                       time.perf_counter() - started)

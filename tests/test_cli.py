@@ -9,7 +9,9 @@ from typer.testing import CliRunner
 
 from flows.cli import app
 from flows.config import ConfigError, load_config
-from tasks.ingest import IngestConfig, ingest_shard
+from tasks.curate import run_local
+from tasks.ingest import IngestConfig
+from tasks.quality import LanguageConfig, QualityConfig
 
 runner = CliRunner()
 
@@ -17,14 +19,19 @@ runner = CliRunner()
 @pytest.fixture(scope="module")
 def root(tmp_path_factory, demo_warc):
     root = str(tmp_path_factory.mktemp("cli") / "root")
-    ingest_shard(str(demo_warc[0]), root, IngestConfig(extractor="resiliparse"), "h")
-    return root
+    result = run_local([str(demo_warc[0])], root, IngestConfig(extractor="resiliparse"),
+                       QualityConfig(language=LanguageConfig(keep=["de", "en", "fr"])))["final"][0]
+    return root, result
+
+
+
 
 
 def test_query_formats(root):
+    root, result = root
     out = runner.invoke(app, ["query", "select count(*) as n from curated", "--root", root, "--format", "json"])
     assert out.exit_code == 0, out.output
-    assert json.loads(out.output) == [{"n": 21}]
+    assert json.loads(out.output) == [{"n": result.kept}] and result.kept > 5
     out = runner.invoke(app, ["query", "select reason, count(*) as n from rejects group by 1 order by 1", "--root", root, "-f", "csv"])
     assert out.exit_code == 0 and out.output.splitlines()[0] == "reason,n"
     assert "http_status,2" in out.output.splitlines()
@@ -47,18 +54,22 @@ def test_query_formats(root):
     ],
 )
 def test_query_refuses_anything_but_reading_the_catalog(root, sql):
+    root, result = root
     out = runner.invoke(app, ["query", sql, "--root", root])
     assert out.exit_code == 2
     assert "query refused" in out.output
     still = runner.invoke(app, ["query", "select count(*) as n from curated", "--root", root, "-f", "json"])
-    assert json.loads(still.output) == [{"n": 21}]
+    assert json.loads(still.output) == [{"n": result.kept}]
 
 
 def test_status_lists_datasets(root):
+    root, result = root
     out = runner.invoke(app, ["status", "--root", root])
     assert out.exit_code == 0, out.output
     lines = {line.split()[0]: line.split()[1:] for line in out.output.splitlines() if line.split()}
-    assert lines["curated"][:2] == ["1", "21"] and lines["rejects"][:2] == ["1", "5"]
+    assert lines["curated"][:2] == ["1", str(result.kept)]
+    # rejects come from the filter unit and the final (dedup) unit of the shard
+    assert lines["rejects"][:2] == ["2", str(result.rejected)]
 
 
 def test_config_errors_name_the_key(tmp_path):

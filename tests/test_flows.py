@@ -36,7 +36,9 @@ def test_curate_flow_on_ray_commits_publishes_and_skips_on_rerun(prefect_server,
     artifacts = _artifacts(state.state_details.flow_run_id)
     assert {"curate-shards", "curate-summary"} <= set(artifacts)
     table = json.loads(artifacts["curate-shards"].data)
-    assert table[0]["status"] == "committed" and table[0]["curated"] == summary["curated"]
+    assert table[0]["status"] == "committed" and table[0]["kept"] == summary["curated"]
+    assert {"curate-funnel", "curate-funnel-languages"} <= set(artifacts)
+    assert (tmp_path / "root" / "reports" / "curate-funnel.png").stat().st_size > 10_000
     assert "malformed_record" in artifacts["curate-summary"].data
 
     again = curate(config)
@@ -96,15 +98,15 @@ def test_s3_input_and_root_on_a_loopback_s3_server(prefect_server, ray_local, s3
 
 def test_status_reports_pending_and_temporary_work(tmp_path, demo_warc):
     from storage.shards import ShardStore, UnitKey
-    from tasks.ingest import IngestConfig, ingest_shard
+    from tasks.curate import run_local
 
     root = str(tmp_path / "root")
     path = str(demo_warc[0])
-    ingest_shard(path, root, IngestConfig(extractor="resiliparse"), "h")
+    done = run_local([path], root)["final"][0]
     store = ShardStore(root)
     missing = "s3://crawl/CC-MAIN-2026-40/segment-7.warc.gz"
-    store.write_plan("curate", "h", {UnitKey("curate", path, "h").name: path, UnitKey("curate", missing, "h").name: missing})
-    store.open_unit(UnitKey("curate", missing, "h"), ["curated"])  # a writer that never finished
+    store.write_plan("curate", "f" * 16, {done.unit: path, UnitKey("curate", missing, "f" * 16).name: missing})
+    store.open_unit(UnitKey("curate-filter", missing, "h"), ["staged"])  # a writer that never finished
     out = runner.invoke(app, ["status", "--root", root])
     assert "stage curate: 2 planned shards, 1 committed, 1 pending" in out.output
     assert f"pending: {missing}" in out.output
