@@ -17,8 +17,9 @@ not repetition and is ignored (matters only for very short documents).
 from __future__ import annotations
 
 from collections import Counter
+from dataclasses import dataclass
 from itertools import accumulate
-from typing import Iterable
+from typing import Iterable, Iterator
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -45,8 +46,8 @@ class GopherRepetitionSettings(BaseModel):
     @classmethod
     def _valid_ngram_thresholds(cls, thresholds: dict[int, float]) -> dict[int, float]:
         for n, frac in thresholds.items():
-            if n < 1 or not 0 <= frac <= 1:
-                raise ValueError(f"n-gram threshold {n}: {frac} needs n >= 1 and 0 <= fraction <= 1")
+            if n < 2 or not 0 <= frac <= 1:
+                raise ValueError(f"n-gram threshold {n}: {frac} needs n >= 2 and 0 <= fraction <= 1")
         return thresholds
 
 
@@ -65,35 +66,56 @@ def duplicates(items: Iterable[str]) -> tuple[int, int, int, int]:
     return n_items, n_dup, n_chars, dup_chars
 
 
-def ngrams(words: tuple[str, ...], n: int) -> Iterable[tuple[str, ...]]:
-    return zip(*(words[k:] for k in range(n)))
+@dataclass(frozen=True)
+class RepeatedNgrams:
+    """The n-grams of one length that occur at least twice, with where they start (in text order)."""
+
+    n: int
+    starts: list[tuple[int, tuple[str, ...]]]  # (word index, n-gram), only repeated n-grams
+    counts: Counter[tuple[str, ...]]
+
+    def top_chars(self) -> int:
+        """Word characters in all occurrences of the most frequent n-gram (0 when none repeats)."""
+        if not self.starts:
+            return 0
+        gram, count = self.counts.most_common(1)[0]
+        return count * sum(map(len, gram))
+
+    def duplicate_chars(self, prefix_chars: list[int]) -> int:
+        """Word characters covered by second and later occurrences, each character counted once.
+
+        ``prefix_chars[i]`` is the number of word characters before word i, so a span costs O(1).
+        """
+        seen: set[tuple[str, ...]] = set()
+        covered_until = 0  # words before this index are already counted
+        dup_chars = 0
+        for i, gram in self.starts:
+            if gram in seen:
+                start = max(i, covered_until)
+                dup_chars += prefix_chars[i + self.n] - prefix_chars[start]
+                covered_until = i + self.n
+            else:
+                seen.add(gram)
+        return dup_chars
 
 
-def top_ngram_chars(words: tuple[str, ...], n: int) -> int:
-    """Word characters in all occurrences of the most frequent n-gram (0 when none repeats)."""
-    counts = Counter(ngrams(words, n))
-    if not counts:
-        return 0
-    gram, count = counts.most_common(1)[0]
-    return count * sum(map(len, gram)) if count > 1 else 0
+def repeated_ngrams(words: tuple[str, ...]) -> Iterator[RepeatedNgrams]:
+    """Repeated n-grams for n = 2, 3, … until none repeats.
 
-
-def duplicate_ngram_chars(words: tuple[str, ...], n: int, prefix_chars: list[int]) -> int:
-    """Word characters covered by second and later occurrences of any n-gram, each counted once.
-
-    ``prefix_chars[i]`` is the number of word characters before word i, so a span costs O(1).
+    An n-gram can only occur twice where its first n-1 words do, so each length looks only at the
+    positions that repeated at the length before: on prose the candidates shrink fast, and the
+    work for n = 2…10 is a fraction of ten full passes.
     """
-    seen: set[tuple[str, ...]] = set()
-    covered_until = 0  # words before this index are already counted
-    dup_chars = 0
-    for i, gram in enumerate(ngrams(words, n)):
-        if gram in seen:
-            start = max(i, covered_until)
-            dup_chars += prefix_chars[i + n] - prefix_chars[start]
-            covered_until = i + n
-        else:
-            seen.add(gram)
-    return dup_chars
+    unigram_counts = Counter(words)
+    positions = [i for i, word in enumerate(words) if unigram_counts[word] > 1]
+    n = 1
+    while positions:
+        n += 1
+        grams = [(i, words[i : i + n]) for i in positions if i + n <= len(words)]
+        counts = Counter(gram for _, gram in grams)
+        starts = [(i, gram) for i, gram in grams if counts[gram] > 1]
+        yield RepeatedNgrams(n, starts, counts)
+        positions = [i for i, _ in starts]
 
 
 def evaluate_gopher_repetition(doc: Analysed, s: GopherRepetitionSettings, language: str) -> Verdict:
@@ -117,24 +139,30 @@ def evaluate_gopher_repetition(doc: Analysed, s: GopherRepetitionSettings, langu
     words = doc.words
     prefix_chars = list(accumulate(map(len, words), initial=0))
     total_chars = prefix_chars[-1]
-    if not total_chars:
+    longest = max(s.max_top_ngram_char_frac.keys() | s.max_dup_ngram_char_frac.keys(), default=0)
+    if not total_chars or not longest:
         return KEEP
-    for n, max_frac in sorted(s.max_top_ngram_char_frac.items()):
-        frac = top_ngram_chars(words, n) / total_chars
-        if frac > max_frac:
-            return reject(
-                f"gopher_repetition:top_{n}gram_char_frac",
-                frac,
-                f"the most frequent {n}-gram covers {frac:.0%} of word characters > {max_frac:.0%}",
-            )
-    for n, max_frac in sorted(s.max_dup_ngram_char_frac.items()):
-        frac = duplicate_ngram_chars(words, n, prefix_chars) / total_chars
-        if frac > max_frac:
-            return reject(
-                f"gopher_repetition:dup_{n}gram_char_frac",
-                frac,
-                f"repeated {n}-grams cover {frac:.0%} of word characters > {max_frac:.0%}",
-            )
+    for repeated in repeated_ngrams(words):
+        n = repeated.n
+        if n in s.max_top_ngram_char_frac:
+            frac = repeated.top_chars() / total_chars
+            if frac > s.max_top_ngram_char_frac[n]:
+                return reject(
+                    f"gopher_repetition:top_{n}gram_char_frac",
+                    frac,
+                    f"the most frequent {n}-gram covers {frac:.0%} of word characters "
+                    f"> {s.max_top_ngram_char_frac[n]:.0%}",
+                )
+        if n in s.max_dup_ngram_char_frac:
+            frac = repeated.duplicate_chars(prefix_chars) / total_chars
+            if frac > s.max_dup_ngram_char_frac[n]:
+                return reject(
+                    f"gopher_repetition:dup_{n}gram_char_frac",
+                    frac,
+                    f"repeated {n}-grams cover {frac:.0%} of word characters > {s.max_dup_ngram_char_frac[n]:.0%}",
+                )
+        if n >= longest:
+            break
     return KEEP
 
 

@@ -1,0 +1,144 @@
+"""The curate stage end to end on WARC files written here: lineage, dedup across shards and runs,
+reference roots, config generations, bad input, and the lineage questions `kurate query` answers."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from storage.catalog import Catalog
+from storage.shards import ShardStore
+from tasks.curate import DedupConfig, run_local
+from tasks.demo_warc import DemoPage, demo_pages, page_records, write_warc
+from tasks.ingest import IngestConfig
+from tasks.quality import LanguageConfig, QualityConfig
+
+QUALITY = QualityConfig(language=LanguageConfig(keep=["de", "en", "fr"]))
+INGEST = IngestConfig(extractor="resiliparse")
+
+
+def _curate(inputs, root, dedup=None, quality=QUALITY):
+    return run_local([str(p) for p in inputs], str(root), INGEST, quality, dedup)
+
+
+def _rows(root, sql):
+    return Catalog(str(root)).query(sql).to_pylist()
+
+
+def _n(root, sql):
+    return _rows(root, sql)[0]["n"]
+
+
+def _write_pages(path, pages, first_index):
+    write_warc(str(path), [r for i, page in enumerate(pages) for r in page_records(page, first_index + i)])
+    return path
+
+
+def _articles():
+    return [p for p in demo_pages() if p.kind.startswith("article-")]
+
+
+def test_lineage_every_record_in_exactly_one_place(tmp_path, demo_warc):
+    path, manifest = demo_warc
+    result = _curate([path], tmp_path)
+    records = manifest.responses + manifest.malformed
+    assert result["final"][0].records == records
+    assert _n(tmp_path, "select count(*) n from (select id from curated union all select id from rejects)") == records
+    assert _n(tmp_path, "select count(distinct id) n from (select id from curated union all select id from rejects)") == records
+    stages = {r["stage"] for r in _rows(tmp_path, "select distinct stage from rejects")}
+    assert {"ingest", "url", "language", "dedup"} <= stages
+    # the planted near-duplicates and the exact duplicate of the demo are found
+    kinds = {r["reason"]: r["n"] for r in _rows(tmp_path, "select reason, count(*) n from rejects where stage='dedup' group by 1")}
+    assert kinds == {"near_duplicate": 2, "exact_duplicate": 1}
+    # rejected documents after language ID carry their language
+    assert _n(tmp_path, "select count(*) n from rejects where stage='dedup' and language is null") == 0
+    assert _n(tmp_path, "select count(*) n from curated where language not in ('de','en','fr')") == 0
+
+
+def test_why_was_this_url_dropped_and_retention_by_stage_and_language(tmp_path, demo_warc):
+    _curate([demo_warc[0]], tmp_path)
+    why = _rows(tmp_path, "select stage, reason, detail from rejects where url = 'https://www.example-casino-bonus.com/free-spins-no-deposit-2026.html'")
+    assert why == [{"stage": "url", "reason": "url:keyword", "detail": "keyword 'casino'"}]
+    retention = _rows(tmp_path, """
+        select language, stage, count(*) as n from (
+            select language, stage from rejects union all select language, 'curated' as stage from curated)
+        group by all order by all""")
+    assert {"language": "de", "stage": "curated", "n": _n(tmp_path, "select count(*) n from curated where language='de'")} in retention
+
+
+def test_dedup_holds_across_shards_and_runs_and_committed_docs_win(tmp_path, demo_warc):
+    first = tmp_path / "shard-1.warc.gz"
+    articles = _articles()
+    _write_pages(first, articles[:6], 0)
+    root = tmp_path / "root"
+    _curate([first], root)
+    before = _rows(root, "select id, url from curated order by id")
+    assert len(before) >= 4
+
+    # A later dump re-publishes two of those articles under new URLs, plus one new article.
+    copies = [dataclasses.replace(p, url=p.url.replace("https://", "https://mirror.")) for p in articles[:2]]
+    second = _write_pages(tmp_path / "shard-2.warc.gz", copies + [articles[7]], 100)
+    result = _curate([first, second], root)
+    assert result["skipped"] == 1 and len(result["final"]) == 1
+    assert _rows(root, "select id, url from curated where source like '%shard-1%' order by id") == before
+    dropped = _rows(root, "select url, reason, detail from rejects where stage = 'dedup' order by url")
+    assert {r["url"] for r in dropped} == {p.url for p in copies}
+    assert all(r["reason"] == "exact_duplicate" for r in dropped)
+    assert _n(root, "select count(*) n from curated where url like 'https://mirror.%'") == 0
+
+
+def test_reference_roots_dedup_a_new_dump_against_an_earlier_curated_dataset(tmp_path):
+    articles = _articles()
+    old_root, new_root = tmp_path / "old", tmp_path / "new"
+    _curate([_write_pages(tmp_path / "old.warc.gz", articles[:4], 0)], old_root)
+    near = dataclasses.replace(articles[0], url="https://copy.example.org/a",
+                               body=articles[0].body.replace(b"<h1>", b"<h1>Eilmeldung: ", 1))
+    new = _write_pages(tmp_path / "new.warc.gz", [near, articles[5]], 50)
+    _curate([new], new_root, DedupConfig(reference_roots=[str(old_root)]))
+    assert _rows(new_root, "select url, stage from rejects where url = 'https://copy.example.org/a'") == [
+        {"url": "https://copy.example.org/a", "stage": "dedup"}]
+    assert _n(new_root, "select count(*) n from curated") == 1
+    # without the reference it would have been kept
+    _curate([new], tmp_path / "alone")
+    assert _n(tmp_path / "alone", "select count(*) n from curated") == 2
+
+
+def test_a_new_config_supersedes_the_old_generation_in_the_views(tmp_path, demo_warc):
+    path = demo_warc[0]
+    _curate([path], tmp_path)
+    everything = QualityConfig(language=LanguageConfig(keep=["de", "en", "fr"]), filters={"enabled": []})
+    _curate([path], tmp_path, quality=everything)
+    records = _n(tmp_path, "select count(*) n from (select id from curated union all select id from rejects)")
+    assert records == demo_warc[1].responses + demo_warc[1].malformed
+    assert _n(tmp_path, "select count(*) n from rejects where stage like 'gopher%'") == 0
+    assert len(ShardStore(str(tmp_path)).manifests("curate")) == 2  # both generations stay on disk
+
+
+def test_bad_pages_are_kept_or_rejected_with_a_reason(tmp_path):
+    article = _articles()[0]
+    html = lambda body: b"<html><head><meta charset='utf-8'></head><body>" + body + b"</body></html>"  # noqa: E731
+    pages = [
+        DemoPage("https://bad.example/giant-line", html(b"<p>" + b"wort " * 150_000 + b"</p>"), kind="giant"),
+        DemoPage("https://bad.example/binary", bytes(range(256)) * 400, content_type="text/html", kind="binary"),
+        DemoPage("https://bad.example/garbage", html("".join(chr(0x2500 + i % 200) for i in range(20000)).encode()), kind="garbage"),
+        DemoPage("https://bad.example/emoji", html(("\U0001F600\u200d\u0301" * 3000).encode()), kind="emoji"),
+        DemoPage("https://bad.example/mixed", html(article.body[:3000] + "<p>這是一個中文段落。</p>".encode() * 200), kind="mixed"),
+        DemoPage("https://bad.example/ten-mb", html(b"<p>Ein Satz mit Inhalt. </p>" * 400_000), kind="big"),
+    ]
+    path = _write_pages(tmp_path / "bad.warc.gz", pages, 0)
+    result = _curate([path], tmp_path / "root")["final"][0]
+    assert result.records == len(pages)
+    decided = _rows(tmp_path / "root", "select url, stage, reason from rejects union all select url, 'kept', '' from curated")
+    assert {r["url"] for r in decided} == {p.url for p in pages}
+    assert all(r["reason"] for r in decided if r["stage"] != "kept")
+    reasons = {r["url"].rsplit("/", 1)[1]: r["reason"] for r in decided}
+    assert reasons["ten-mb"] == "too_large" and reasons["binary"] == "decode_error"
+
+
+@pytest.mark.parametrize("languages,expected", [(["de"], {"de"}), (["en", "fr"], {"en", "fr"})])
+def test_language_selection(tmp_path, demo_warc, languages, expected):
+    _curate([demo_warc[0]], tmp_path, quality=QualityConfig(language=LanguageConfig(keep=languages)))
+    assert {r["language"] for r in _rows(tmp_path, "select distinct language from curated")} == expected
+    dropped = {r["reason"] for r in _rows(tmp_path, "select reason from rejects where stage = 'language'")}
+    assert all(reason.startswith("language:") for reason in dropped)
