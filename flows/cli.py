@@ -73,6 +73,32 @@ def curate(
         _fail(str(exc))
 
 
+@app.command()
+def annotate(
+    root: str = typer.Option(..., "--root", "-r", help="Root with committed curated shards."),
+    judge: Optional[list[str]] = typer.Option(None, "--judge", "-j", help="Run only these configured judges (repeatable)."),
+    per_language: Optional[int] = typer.Option(None, "--per-language", "-n", help="Documents sampled per language."),
+    config: Optional[Path] = typer.Option(None, "--config", "-c", exists=True, dir_okay=False, help="YAML config to start from."),
+    set_: Optional[list[str]] = SetOption,
+) -> None:
+    """Label a language-balanced sample of curated documents with LLM judges."""
+    given: dict = {"root": root}
+    if per_language is not None:
+        given["annotate"] = {"sample": {"per_language": per_language}}
+    cfg = _load(config, set_, given)
+    if judge:
+        try:
+            cfg.annotate.judges = [cfg.annotate.judge(name) for name in judge]
+        except KeyError as exc:
+            _fail(str(exc.args[0]))
+    from flows.annotate import annotate as annotate_flow
+
+    try:
+        annotate_flow(cfg)
+    except RuntimeError as exc:
+        _fail(str(exc))
+
+
 def _storage_options(config: Optional[Path]) -> dict:
     if config is None:
         return {}

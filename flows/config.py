@@ -13,11 +13,13 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from annotators.annotate import SampleConfig
+from annotators.judge import JudgeConfig
 from tasks.curate import CurateHashes, DedupConfig
 from tasks.ingest import IngestConfig
 from tasks.quality import FilterConfig, LanguageConfig, QualityConfig, UrlFilterConfig
 
-Stage = Literal["curate"]
+Stage = Literal["curate", "annotate"]
 
 
 class ConfigError(ValueError):
@@ -62,6 +64,27 @@ class CurateConfig(BaseModel):
         return CurateHashes.of(self.ingest, self.quality(), self.dedup)
 
 
+class AnnotateConfig(BaseModel):
+    """The annotate stage: LLM judges on a language-balanced sample of curated documents."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    judges: list[JudgeConfig] = Field(
+        default_factory=lambda: [JudgeConfig(name="smollm2-edu")],
+        description="Judges to run (each: backend, model, prompt, mode …).",
+    )
+    sample: SampleConfig = Field(default_factory=SampleConfig)
+    docs_per_unit: int = Field(32, ge=1, description="Documents per committed labels chunk (the resume granularity).")
+    actors_per_judge: int = Field(1, ge=1, description="Ray actors (model copies) per judge.")
+    cpus_per_actor: float = Field(1.0, gt=0)
+
+    def judge(self, name: str) -> JudgeConfig:
+        for judge in self.judges:
+            if judge.name == name:
+                return judge
+        raise KeyError(f"no judge named {name!r}; configured: {[j.name for j in self.judges]}")
+
+
 class PipelineConfig(BaseModel):
     """A whole kurate run: where data lives, which stages run, and each stage's settings."""
 
@@ -74,6 +97,7 @@ class PipelineConfig(BaseModel):
     )
     stages: list[Stage] = Field(default_factory=lambda: ["curate"], description="Stages to run, in order.")
     curate: CurateConfig = Field(default_factory=CurateConfig)
+    annotate: AnnotateConfig = Field(default_factory=AnnotateConfig)
     ray: RayConfig = Field(default_factory=RayConfig)
 
 

@@ -1,4 +1,4 @@
-"""The pipeline flow: runs the configured stages in order (today: curate).
+"""The pipeline flow: runs the configured stages in order (curate, annotate).
 
     kurate run configs/demo.yaml
 """
@@ -11,9 +11,10 @@ from prefect import flow
 from prefect.artifacts import create_markdown_artifact
 
 from flows.config import PipelineConfig, load_config
+from flows.annotate import annotate
 from flows.curate import curate
 
-STAGE_FLOWS = {"curate": curate}
+STAGE_FLOWS = {"curate": curate, "annotate": annotate}
 
 
 @flow(name="pipeline", log_prints=True)

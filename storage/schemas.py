@@ -58,12 +58,45 @@ REJECTS = pa.schema(
     ]
 )
 
+# A seeded, language-balanced sample of curated documents: what the LLM judges label.
+SAMPLES = pa.schema(
+    [
+        pa.field("id", pa.string(), nullable=False),
+        pa.field("language", pa.string()),
+        pa.field("stratum", pa.int32()),  # length stratum (0 when not stratified)
+        pa.field("chars", pa.int64()),
+        pa.field("text", pa.string()),
+    ]
+)
+
+# One row per (document, judge): the judge's score with everything needed to audit it.
+LABELS = pa.schema(
+    [
+        pa.field("id", pa.string(), nullable=False),
+        pa.field("language", pa.string()),
+        pa.field("judge", pa.string(), nullable=False),
+        pa.field("mode", pa.string()),  # logits | generate
+        pa.field("score", pa.float64()),  # argmax (logits) or majority/mean (generate); combined over criteria
+        pa.field("expected", pa.float64()),  # expectation under the score distribution
+        pa.field("distribution", pa.list_(pa.float32())),  # over the prompt's scale (deciding criterion)
+        pa.field("raw_output", pa.string()),  # generated answers, kept verbatim
+        pa.field("valid", pa.bool_()),
+        pa.field("reason", pa.string()),  # why invalid, invalid samples, truncation
+        pa.field("prompt_version", pa.string()),
+        pa.field("truncated", pa.bool_()),
+        pa.field("doc_tokens", pa.int64()),
+        pa.field("criteria", pa.string()),  # JSON: per-criterion expected/argmax/distribution
+    ]
+)
+
 DATASETS: dict[str, pa.Schema] = {
     "curated": CURATED,
     "rejects": REJECTS,
     "staged": STAGED,
     "signatures": SIGNATURES,
     "duplicates": DUPLICATES,
+    "samples": SAMPLES,
+    "labels": LABELS,
 }
 
 

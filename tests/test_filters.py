@@ -92,7 +92,7 @@ def test_split_words_keeps_compounds_elisions_and_numbers_whole():
 
 
 def test_split_words_counts_characters_in_scripts_without_spaces():
-    assert split_words("東京は日本の首都です。") == ["東", "京", "は", "日", "本", "の", "首", "都", "で", "す"]
+    assert split_words("東京は日本の首都です。") == list("東京は日本の首都です")
     assert split_words("東京 Tokyo") == ["東", "京", "Tokyo"]
     assert split_words("ภาษาไทย")[:2] == ["ภ", "า"]
     # combining marks stay inside their word (Devanagari vowel signs, decomposed accents)
@@ -231,9 +231,9 @@ def test_repeated_lines(filters):
 
 
 def test_repeated_paragraphs_with_long_text(filters):
-    paragraph = GERMAN_ARTICLE.split("\n\n")[1]
+    _, first, second, third = GERMAN_ARTICLE.split("\n\n")
     # 3 distinct + 2 copies of a long paragraph: 40% of paragraphs, > 26.3% of lines too
-    text = "\n\n".join([paragraph, GERMAN_ARTICLE.split("\n\n")[2], paragraph, GERMAN_ARTICLE.split("\n\n")[3], paragraph])
+    text = "\n\n".join([first, second, first, third, first])
     v = verdict(filters, "gopher_repetition", text, "de")
     assert (v.keep, v.reason) == (False, "gopher_repetition:dup_line_frac")
     # with the paragraph copies on one line each, only the paragraph statistics can see them
@@ -293,26 +293,54 @@ def test_curly_bracket_code(filters):
     assert verdict(filters, "c4", text, "en").reason == "c4:curly_bracket"
 
 
-def test_javascript_notice(filters):
-    text = "Bitte aktivieren Sie JavaScript, um diese Seite vollständig nutzen zu können.\n\n" + GERMAN_ARTICLE
-    v = verdict(filters, "c4", text, "de")
-    assert (v.keep, v.reason, v.value) == (False, "c4:javascript", 1)
+def test_javascript_notice_page(filters):
+    page = (
+        "Beispiel-Shop\n"
+        "Bitte aktivieren Sie JavaScript, um diese Seite vollständig nutzen zu können.\n"
+        "Ihr Browser unterstützt kein JavaScript oder es ist deaktiviert."
+    )
+    v = verdict(filters, "c4", page, "de")
+    assert (v.keep, v.reason, v.value) == (False, "c4:javascript", 2 / 3)
 
 
 @pytest.mark.parametrize(
     "language, banner",
     [
-        ("de", "Diese Website verwendet Cookies, um Ihnen ein besseres Nutzererlebnis zu bieten."),
-        ("de", "Weitere Informationen finden Sie in unserer Datenschutzerklärung."),
-        ("en", "This website uses cookies to improve your experience. Read our Privacy Policy."),
-        ("fr", "Ce site utilise des cookies pour améliorer votre expérience de navigation."),
-        ("fr", "En savoir plus sur notre politique de confidentialité."),
+        (
+            "de",
+            "Diese Website verwendet Cookies, um Ihnen ein besseres Nutzererlebnis zu bieten.\n"
+            "Weitere Informationen finden Sie in unserer Datenschutzerklärung.\nAlle akzeptieren\nNur notwendige",
+        ),
+        (
+            "en",
+            "This website uses cookies to improve your experience.\n"
+            "By continuing you agree to our Terms of Use and Privacy Policy.\nAccept all\nManage settings",
+        ),
+        (
+            "fr",
+            "Ce site utilise des cookies pour améliorer votre expérience de navigation.\n"
+            "En savoir plus sur notre politique de confidentialité.\nTout accepter\nParamétrer",
+        ),
     ],
 )
-def test_cookie_and_privacy_banners(filters, language, banner):
-    v = verdict(filters, "c4", GOOD[language] + "\n\n" + banner, language)
-    assert (v.keep, v.reason, v.value) == (False, "c4:policy", 1)
+def test_cookie_banner_pages(filters, language, banner):
+    v = verdict(filters, "c4", banner, language)
+    assert (v.keep, v.reason, v.value) == (False, "c4:policy", 2 / 4)
     assert "first:" in v.detail
+
+
+@pytest.mark.parametrize(
+    "language, line",
+    [
+        ("de", "Bitte aktivieren Sie JavaScript, um Kommentare zu sehen."),
+        ("de", "Weitere Informationen finden Sie in unserer Datenschutzerklärung."),
+        ("en", "This website uses cookies to improve your experience."),
+        ("fr", "Ce site utilise des cookies pour améliorer votre expérience."),
+    ],
+)
+def test_one_notice_line_in_an_article_is_tolerated(filters, language, line):
+    """C4 drops such a line, not the page; on real pages the line is often the article's own topic."""
+    assert verdict(filters, "c4", GOOD[language] + "\n\n" + line, language) == KEEP
 
 
 def test_cookies_as_pastry_are_fine(filters):
@@ -490,8 +518,10 @@ def test_chinese_prose_is_judged_with_cjk_parameters(filters):
         "沿岸有许多历史名城，例如重庆、武汉和南京。"
         "近年来，政府加强了生态保护，禁止在部分河段捕鱼，以恢复鱼类资源。"
     )
-    assert verdict(filters, "gopher_quality", text, "zh") == KEEP
-    assert verdict(filters, "c4", text, "zh") == KEEP
+    for name in ALL:
+        assert verdict(filters, name, text, "zh") == KEEP, name
+    # the same page judged with the defaults: one character per word is far below 3
+    assert verdict(filters, "gopher_quality", text, "sv").reason == "gopher_quality:mean_word_length"
 
 
 @pytest.mark.parametrize(
@@ -521,9 +551,11 @@ def test_word_count_of_a_long_page_is_extrapolated(filters):
 def test_settings_defaults_are_the_papers():
     g = GopherQualitySettings()
     assert (g.min_words, g.max_words, g.min_mean_word_length, g.max_mean_word_length) == (50, 100_000, 3, 10)
-    assert (g.max_bullet_line_frac, g.max_ellipsis_line_frac, g.min_alpha_word_frac, g.min_stop_words) == (0.9, 0.3, 0.8, 2)
+    assert (g.max_bullet_line_frac, g.max_ellipsis_line_frac) == (0.9, 0.3)
+    assert (g.min_alpha_word_frac, g.min_stop_words) == (0.8, 2)
     r = GopherRepetitionSettings()
     assert r.max_top_ngram_char_frac == {2: 0.2, 3: 0.18, 4: 0.16}
     assert r.max_dup_ngram_char_frac[5] == 0.15 and r.max_dup_ngram_char_frac[10] == 0.1
     f = FineWebSettings()
-    assert (f.min_line_punct_frac, f.max_short_line_frac, f.max_dup_line_char_frac, f.max_new_line_ratio) == (0.12, 0.67, 0.1, 0.3)
+    assert (f.min_line_punct_frac, f.max_short_line_frac) == (0.12, 0.67)
+    assert (f.max_dup_line_char_frac, f.max_new_line_ratio) == (0.1, 0.3)

@@ -90,6 +90,6 @@ def test_default_identifier_is_cached():
     assert default_identifier() is default_identifier()
 
 
-def test_explicit_model_path(tmp_path):
+def test_explicit_model_path():
     lid = LanguageIdentifier(str(bundled_model_path()))
     assert lid.predict([ENGLISH])[0][0] == "en"

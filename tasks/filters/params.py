@@ -43,7 +43,7 @@ def normalise_language(code: str) -> str:
 class FilterParams:
     sections: Sections
     source: str = "<in memory>"
-    _merged: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict, repr=False, compare=False)
+    _merged: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     @property
     def languages(self) -> list[str]:

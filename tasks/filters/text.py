@@ -82,10 +82,6 @@ def _ranges(code_points: list[int]) -> list[tuple[int, int]]:
     return out
 
 
-def _is_spaceless(cp: int) -> bool:
-    return any(lo <= cp <= hi for lo, hi in SPACELESS_RANGES)
-
-
 @dataclass(frozen=True)
 class WordPatterns:
     spaceless_char: re.Pattern[str]  # finds a character of a script written without spaces
@@ -105,13 +101,14 @@ def word_patterns() -> WordPatterns:
     word_chars: list[int] = []  # letters, digits, marks outside spaceless scripts
     spaceless_bases: list[int] = []  # letters and digits of spaceless scripts
     marks: list[int] = []
+    spaceless_cps = {cp for lo, hi in SPACELESS_RANGES if hi < 0x20000 for cp in range(lo, hi + 1)}
     for cp in range(0x20000):  # planes 0–1; planes 2–3 are added as Han below
         category = unicodedata.category(chr(cp))
         if category[0] not in "LNM":
             continue
         if category[0] == "M":
             marks.append(cp)
-        if _is_spaceless(cp):
+        if cp in spaceless_cps:
             if category[0] != "M":
                 spaceless_bases.append(cp)
         else:
@@ -146,7 +143,7 @@ def split_lines(text: str) -> list[str]:
 
 def split_paragraphs(text: str) -> list[str]:
     """Non-blank paragraphs (separated by a blank line), stripped."""
-    return [p for p in (raw.strip() for raw in PARAGRAPH_BREAK.split(text.replace("\r\n", "\n"))) if p]
+    return [p for p in (raw.strip() for raw in PARAGRAPH_BREAK.split(text)) if p]
 
 
 def ends_with_terminal_punctuation(line: str) -> bool:

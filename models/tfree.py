@@ -1,0 +1,268 @@
+"""T-FREE — tokenizer-free sparse representations (arXiv 2406.19223).
+
+    text ─split_units─▶ words ─trigram hashing─▶ sparse pattern (≈ m·#trigrams of v rows)
+         ─EmbeddingBag(sum)─▶ backbone ─Linear(d, v)─▶ BCE against the next word's pattern
+         ─score a word dictionary─▶ next word
+
+* Split (`split_units`): runs of letters (+ combining marks, at most `max_word_chars`), every
+  digit, and every other non-space character are words. Whitespace: the paper assumes one
+  space between words by default and marks the exceptions; we keep that default explicit and
+  lossless — a single space in front of a word belongs to the word (" Haus"), every other
+  whitespace character is a word of its own. `"".join(split_units(t)) == t`.
+* Pattern: the byte trigrams of " word " (the word without its leading space, wrapped in one
+  space each side, as in the paper); each trigram hashes (blake2b, seeded) to m rows of v. A word
+  *without* a leading space also activates the m rows of a "no-space" marker, a flag shared by
+  all words. Computed on the fly, cached per word; no 256³ table.
+* Head: Linear(d, v), trained with binary cross-entropy (mean over rows) on the multi-hot
+  pattern of the next word — computed sparsely: Σ softplus(z) − Σ_on z, never a dense target.
+* Decoding scores a dictionary (training-data words + `wordfreq` top lists, lower-case and
+  capitalised, with and without the leading space). Greedy decoding uses the paper's score,
+  mean σ(z) on the word's pattern minus mean σ(z) off it. Sampling and bits/byte use the
+  distribution the BCE model implies when restricted to the dictionary:
+  log p(w) ∝ Σ_{i∈pattern(w)} log σ(z_i) + Σ_{i∉pattern(w)} log σ(−z_i) = Σ_{i∈pattern(w)} z_i + const.
+* bits/byte (eval only): −log p(target | dictionary softmax); a target word missing from the
+  dictionary costs 8 bits per byte (uniform bytes). The OOV rate is returned as well. The
+  training loss (BCE) is reported as `loss`; it is not comparable with the other models' loss.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+from collections import Counter
+from dataclasses import dataclass
+
+import numpy as np
+import regex
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from models.backbone import BackboneConfig, Transformer, init_weights
+
+BOS = "\x00<bos>"  # the document-start unit; split_units never yields it (it splits at "<")
+_NO_SPACE = b"\xf6nospace"  # cannot collide with a 3-byte trigram
+
+
+def split_units(text: str, max_word_chars: int = 32) -> list[str]:
+    pattern = _unit_regex(max_word_chars)
+    return pattern.findall(text)
+
+
+_REGEX_CACHE: dict[int, regex.Pattern] = {}
+
+
+def _unit_regex(n: int) -> regex.Pattern:
+    if n not in _REGEX_CACHE:
+        _REGEX_CACHE[n] = regex.compile(r" ?(?:[\p{L}\p{M}]{1,%d}|\p{N}|[^\s\p{L}\p{M}\p{N}])|\s" % n)
+    return _REGEX_CACHE[n]
+
+
+@dataclass
+class TFreeConfig:
+    d_model: int = 128
+    n_layer: int = 2
+    n_head: int = 4
+    max_len: int = 4096
+    vocab_rows: int = 2048  # v: rows of the embedding and of the head
+    hashes: int = 10  # m: rows per trigram
+    hash_seed: int = 0
+    max_word_chars: int = 32
+    wordfreq_langs: tuple[str, ...] = ("de", "en")
+    wordfreq_top: int = 20000  # words per language added to the dictionary (if wordfreq is installed)
+    min_count: int = 1  # training-data words seen at least this often join the dictionary
+
+    def backbone(self) -> BackboneConfig:
+        return BackboneConfig(self.d_model, self.n_layer, self.n_head, max_len=self.max_len)
+
+
+class TFreeCodec:
+    """Units are word strings; pattern(word) → sorted row ids; owns the decoding dictionary."""
+
+    kind = "tfree"
+    bos = BOS
+
+    def __init__(self, v: int, m: int, seed: int, max_word_chars: int, dictionary: list[str]):
+        self.v, self.m, self.seed, self.max_word_chars = v, m, seed, max_word_chars
+        self.dictionary = dictionary
+        self.index = {w: i for i, w in enumerate(dictionary)}
+        self._patterns: dict[str, np.ndarray] = {}
+        self._dict_matrix: torch.Tensor | None = None
+
+    # -- text --
+    def encode(self, text: str) -> list[str]:
+        return split_units(text, self.max_word_chars)
+
+    def decode(self, units: list[str]) -> str:
+        return "".join(u for u in units if u != BOS)
+
+    def unit_bytes(self, unit: str) -> int:
+        return 0 if unit == BOS else len(unit.encode("utf-8"))
+
+    # -- patterns --
+    def _rows(self, feature: bytes) -> np.ndarray:
+        key = self.seed.to_bytes(8, "little")
+        digest = hashlib.blake2b(feature, digest_size=4 * self.m, key=key).digest()
+        return np.frombuffer(digest, dtype="<u4").astype(np.int64) % self.v
+
+    def pattern(self, word: str) -> np.ndarray:
+        p = self._patterns.get(word)
+        if p is None:
+            if word == BOS:
+                core, spaced = b"\xf5", True
+            else:
+                raw = word.encode("utf-8")
+                spaced = raw.startswith(b" ") and len(raw) > 1
+                core = raw[1:] if spaced else raw
+            s = b" " + core + b" "
+            feats = {s[i:i + 3] for i in range(len(s) - 2)}
+            if not spaced:
+                feats.add(_NO_SPACE)
+            p = np.unique(np.concatenate([self._rows(f) for f in sorted(feats)]))
+            self._patterns[word] = p
+        return p
+
+    def collate(self, seqs: list[list[str]]) -> dict[str, torch.Tensor]:
+        """→ pat (B, T, K) row ids padded with v, count (B, T) text bytes, word_id (B, T) (−1 = OOV)."""
+        B, T = len(seqs), len(seqs[0])
+        pats = [self.pattern(u) for s in seqs for u in s]
+        K = max(len(p) for p in pats)
+        out = np.full((B * T, K), self.v, dtype=np.int64)
+        for i, p in enumerate(pats):  # data-side loop; the model's forward has none
+            out[i, :len(p)] = p
+        count = [self.unit_bytes(u) for s in seqs for u in s]
+        ids = [self.index.get(u, -1) for s in seqs for u in s]
+        return {
+            "pat": torch.from_numpy(out).view(B, T, K),
+            "count": torch.tensor(count, dtype=torch.long).view(B, T),
+            "word_id": torch.tensor(ids, dtype=torch.long).view(B, T),
+        }
+
+    # -- dictionary scoring --
+    def dict_matrix(self, device) -> torch.Tensor:
+        """Sparse (D, v) 0/1 matrix of dictionary patterns (CSR)."""
+        if self._dict_matrix is None or self._dict_matrix.device != torch.device(device):
+            pats = [self.pattern(w) for w in self.dictionary]
+            crow = torch.tensor(np.concatenate([[0], np.cumsum([len(p) for p in pats])]), dtype=torch.long)
+            col = torch.from_numpy(np.concatenate(pats))
+            val = torch.ones(len(col))
+            self._dict_matrix = torch.sparse_csr_tensor(crow, col, val, size=(len(pats), self.v)).to(device)
+        return self._dict_matrix
+
+    def score(self, z: torch.Tensor, mode: str = "loglik") -> torch.Tensor:
+        """z (N, v) head logits → (N, D) dictionary scores.
+
+        "loglik": Σ_on z (log-probability up to a constant per row, see module docstring);
+        "paper": mean σ(z) on the pattern − mean σ(z) off it.
+        """
+        A = self.dict_matrix(z.device)
+        z = z.float()
+        if mode == "loglik":
+            return (A @ z.T).T
+        act = torch.sigmoid(z)
+        on = (A @ act.T).T
+        n_on = torch.tensor([len(self.pattern(w)) for w in self.dictionary], device=z.device, dtype=z.dtype)
+        off = (act.sum(1, keepdim=True) - on) / (self.v - n_on)
+        return on / n_on - off
+
+    # -- persistence --
+    def save(self, path: str) -> None:
+        with open(os.path.join(path, "codec.json"), "w") as f:
+            json.dump({"kind": self.kind, "v": self.v, "m": self.m, "seed": self.seed,
+                       "max_word_chars": self.max_word_chars, "dictionary": self.dictionary}, f, ensure_ascii=False)
+
+    @classmethod
+    def load(cls, path: str) -> "TFreeCodec":
+        with open(os.path.join(path, "codec.json")) as f:
+            d = json.load(f)
+        return cls(d["v"], d["m"], d["seed"], d["max_word_chars"], d["dictionary"])
+
+    @classmethod
+    def fit(cls, cfg: TFreeConfig, texts: list[str]) -> "TFreeCodec":
+        counts = Counter(u for t in texts for u in split_units(t, cfg.max_word_chars))
+        words = [w for w, c in counts.most_common() if c >= cfg.min_count]
+        words += [str(d) for d in range(10)] + [" " + str(d) for d in range(10)]
+        try:
+            from wordfreq import top_n_list
+        except ImportError:  # optional: the dictionary then comes from the training data only
+            top_n_list = None
+        if top_n_list is not None and cfg.wordfreq_top > 0:
+            for lang in cfg.wordfreq_langs:
+                for w in top_n_list(lang, cfg.wordfreq_top):
+                    for form in {w, w[:1].upper() + w[1:]}:
+                        if split_units(form, cfg.max_word_chars) == [form]:
+                            words += [form, " " + form]
+        dictionary = list(dict.fromkeys(words))
+        return cls(cfg.vocab_rows, cfg.hashes, cfg.hash_seed, cfg.max_word_chars, dictionary)
+
+
+class TFree(nn.Module):
+    def __init__(self, cfg: TFreeConfig, codec: TFreeCodec):
+        super().__init__()
+        self.cfg, self.codec = cfg, codec
+        v = cfg.vocab_rows
+        self.emb = nn.EmbeddingBag(v + 1, cfg.d_model, mode="sum", padding_idx=v)
+        self.backbone = Transformer(cfg.backbone())
+        self.head = nn.Linear(cfg.d_model, v, bias=False)
+        init_weights(self, n_layer=cfg.n_layer)
+
+    def states(self, pat: torch.Tensor) -> torch.Tensor:
+        B, T, K = pat.shape
+        x = self.emb(pat.reshape(B * T, K)).view(B, T, -1)
+        return self.backbone(x)
+
+    def forward(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        pat, count = batch["pat"], batch["count"]
+        B, T1, K = pat.shape
+        T, v = T1 - 1, self.cfg.vocab_rows
+        z = self.head(self.states(pat[:, :T])).float().reshape(B * T, v)
+        tgt = pat[:, 1:].reshape(B * T, K)
+        on = tgt < v
+        # BCE with a multi-hot target, sparse: Σ softplus(z) − Σ_on z, averaged over N·v
+        loss = (F.softplus(z).sum() - (z.gather(1, tgt.clamp(max=v - 1)) * on).sum()) / z.numel()
+        out = {"loss": loss, "bytes": int(count[:, 1:].sum())}
+        if not self.training:
+            out.update(self._dictionary_nats(z.detach(), batch["word_id"][:, 1:].reshape(-1),
+                                             count[:, 1:].reshape(-1)))
+        return out
+
+    @torch.no_grad()
+    def _dictionary_nats(self, z, word_id, count, chunk: int = 256) -> dict:
+        nats = torch.zeros((), device=z.device)
+        for s in range(0, z.shape[0], chunk):
+            logp = torch.log_softmax(self.codec.score(z[s:s + chunk], "loglik"), dim=-1)
+            wid, cnt = word_id[s:s + chunk], count[s:s + chunk]
+            known = (wid >= 0) & (cnt > 0)
+            nats += -(logp.gather(1, wid.clamp(min=0)[:, None])[:, 0] * known).sum()
+            nats += (cnt * (wid < 0)).sum() * math.log(256)  # OOV: 8 bits per byte
+        oov_bytes = (count * ((word_id < 0) & (count > 0))).sum()
+        return {"nats": nats, "oov_byte_frac": float(oov_bytes) / max(1, int(count.sum()))}
+
+    @torch.no_grad()
+    def generate(self, prompt: str, max_new_units: int = 16, temperature: float = 1.0, seed: int = 0) -> str:
+        device = next(self.parameters()).device
+        gen = torch.Generator(device=device).manual_seed(seed)
+        units = [BOS] + self.codec.encode(prompt)
+        new = []
+        for _ in range(max_new_units):
+            b = self.codec.collate([units[-self.cfg.max_len:]])
+            z = self.head(self.states(b["pat"].to(device))[:, -1])
+            if temperature <= 0:
+                i = int(self.codec.score(z, "paper")[0].argmax())
+            else:
+                probs = torch.softmax(self.codec.score(z, "loglik")[0] / temperature, dim=-1)
+                i = int(torch.multinomial(probs, 1, generator=gen))
+            word = self.codec.dictionary[i]
+            units.append(word)
+            new.append(word)
+        return prompt + "".join(new)
+
+    def flops_per_unit(self, seq_len: int, bytes_per_unit: float = 0.0) -> float:
+        """Backbone + head matmuls (6·P each) + attention. The EmbeddingBag sum (≈ m·#trigrams
+        additions of d-vectors per word) is not a matmul and is left out."""
+        return self.backbone.flops_per_position(ctx=seq_len) + 6 * self.head.weight.numel()
+
+    def embedding_head_params(self) -> int:
+        return self.emb.weight.numel() + self.head.weight.numel()
