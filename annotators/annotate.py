@@ -95,9 +95,9 @@ def read_sample(store: ShardStore, ref: SampleRef) -> pa.Table:
 class JudgeWorker:
     """One loaded judge that labels chunks; the flow runs one per Ray actor (GPU when present)."""
 
-    def __init__(self, judge: JudgeConfig):
+    def __init__(self, judge: JudgeConfig, loaded: Judge | None = None):
         self.config = judge
-        self.judge = Judge(judge)
+        self.judge = loaded if loaded is not None else Judge(judge)
         self._samples: dict[str, pa.Table] = {}
 
     def label_unit(self, root: str, ref: SampleRef, chunk: str, docs_per_unit: int,

@@ -75,15 +75,30 @@ class TransformersBackend:
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
-        self.torch = torch
-        self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-        torch_dtype = {"auto": torch.bfloat16 if self.device == "cuda" else torch.float32, "bf16": torch.bfloat16,
+        device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        torch_dtype = {"auto": torch.bfloat16 if device == "cuda" else torch.float32, "bf16": torch.bfloat16,
                        "fp16": torch.float16, "fp32": torch.float32}[dtype]
-        self.tokenizer = AutoTokenizer.from_pretrained(model)
+        tokenizer = AutoTokenizer.from_pretrained(model)
+        loaded = AutoModelForCausalLM.from_pretrained(model, dtype=torch_dtype, attn_implementation="sdpa").to(device)
+        self._setup(loaded, tokenizer, batch_size, device)
+
+    @classmethod
+    def from_loaded(cls, model, tokenizer, batch_size: int = 8) -> "TransformersBackend":
+        """Wrap a model already in memory (benchmarks with random weights, notebooks)."""
+        backend = cls.__new__(cls)
+        backend._setup(model, tokenizer, batch_size, str(next(model.parameters()).device))
+        return backend
+
+    def _setup(self, model, tokenizer, batch_size: int, device: str) -> None:
+        import torch
+
+        self.torch = torch
+        self.device = device
+        self.tokenizer = tokenizer
         self.tokenizer.padding_side = "left"
         if self.tokenizer.pad_token is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
-        self.model = AutoModelForCausalLM.from_pretrained(model, dtype=torch_dtype, attn_implementation="sdpa").to(self.device)
+        self.model = model
         self.model.eval()
         self.batch_size = batch_size
         self.renderer = PromptRenderer(self.tokenizer)

@@ -40,7 +40,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE = REPO.parent / "shared" / "data" / "web-sample.warc.gz"
 DT_VENV = Path("/tmp/kurate-bench-datatrove-venv")
-DT_PACKAGES = ["datatrove[processing,io]", "spacy"]
+# lxml_html_clean: datatrove pins trafilatura<1.12, whose justext imports lxml.html.clean (split out of lxml 5.2+).
+DT_PACKAGES = ["datatrove[processing,io]", "spacy", "lxml_html_clean"]
 LANGUAGES = ["de", "en", "fr"]
 FILTER_ORDER = ["gopher_repetition", "gopher_quality", "c4", "fineweb"]  # datatrove's usual order
 INGEST_REASONS = {"too_large", "decode_error", "http_status", "non_html", "extract_error", "empty_text",
@@ -86,9 +87,9 @@ from datatrove.pipeline.writers import ParquetWriter
 class PerLanguage(BaseFilter):
     """One datatrove filter per detected language (tokenizer + thresholds), like FineWeb 2's per-language runs."""
     def __init__(self, make, params):
-        super().__init__()
         self.by_language = {lang: make(language=lang, **kw) for lang, kw in params.items()}
-        self.name = next(iter(self.by_language.values())).name
+        self.name = make.name  # before super().__init__(), which names the stats after it
+        super().__init__()
     def filter(self, doc):
         return self.by_language[doc.metadata["language"]].filter(doc)
 
@@ -110,12 +111,11 @@ executor = LocalPipelineExecutor(pipeline, tasks=1, workers=1, logging_dir=os.pa
 started = time.perf_counter()
 stats = executor.run()
 seconds = time.perf_counter() - started
-steps = [{"name": s.name, **{k: v.total for k, v in s.stats.items() if k in ("total", "forwarded", "dropped")}}
-         for s in stats.stats]
-import datatrove, trafilatura
+steps = [{"name": s.name, "seconds": s.time_stats.total,
+          **{k: v.total for k, v in s.stats.items() if k in ("total", "forwarded", "dropped")}} for s in stats.stats]
+from importlib.metadata import version
 with open(args["result"], "w") as f:
-    json.dump({"seconds": seconds, "steps": steps, "datatrove": datatrove.__version__ if hasattr(datatrove, "__version__") else "?",
-               "trafilatura": trafilatura.__version__}, f)
+    json.dump({"seconds": seconds, "steps": steps, "datatrove": version("datatrove"), "trafilatura": version("trafilatura")}, f)
 '''
 
 
