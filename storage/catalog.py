@@ -37,7 +37,9 @@ def _quote(value: str) -> str:
 
 def _empty_select(schema: pa.Schema, con: duckdb.DuckDBPyConnection) -> str:
     """A typed, empty SELECT for a dataset with no committed shards yet (so queries still bind)."""
-    types = con.from_arrow(schema.empty_table()).types
+    # DuckDB reads float16 from Parquet (as FLOAT) but not from Arrow: describe such fields as float32
+    readable = pa.schema([f.with_type(pa.list_(pa.float32())) if f.type == pa.list_(pa.float16()) else f for f in schema])
+    types = con.from_arrow(readable.empty_table()).types
     columns = ", ".join(f'CAST(NULL AS {t}) AS "{f.name}"' for f, t in zip(schema, types))
     return f"SELECT {columns} WHERE false"
 

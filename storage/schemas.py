@@ -37,6 +37,9 @@ SIGNATURES = pa.schema(
 DUPLICATES = pa.schema(
     [
         pa.field("id", pa.string(), nullable=False),
+        # the losing copy's rank: a record repeated in the input (same WARC-Record-ID, hence same
+        # id) is told apart from the copy that is kept by its rank (input shard + position)
+        pa.field("rank", pa.string(), nullable=False),
         pa.field("duplicate_of", pa.string(), nullable=False),
         pa.field("kind", pa.string(), nullable=False),  # exact | near
         pa.field("similarity", pa.float64()),
@@ -89,6 +92,46 @@ LABELS = pa.schema(
     ]
 )
 
+# Document embeddings, once per (document, embedder): distill and score both reuse them.
+EMBEDDINGS = pa.schema(
+    [
+        pa.field("id", pa.string(), nullable=False),
+        pa.field("embedder", pa.string(), nullable=False),
+        pa.field("vector", pa.list_(pa.float16())),
+    ]
+)
+
+# Raw JQL head outputs, long format: one row per (document, annotator).
+HEAD_SCORES = pa.schema(
+    [
+        pa.field("id", pa.string(), nullable=False),
+        pa.field("language", pa.string()),
+        pa.field("annotator", pa.string(), nullable=False),
+        pa.field("score", pa.float32()),
+    ]
+)
+
+# Per-annotator keep thresholds (a quantile of the scored corpus, globally or per language).
+THRESHOLDS = pa.schema(
+    [
+        pa.field("annotator", pa.string(), nullable=False),
+        pa.field("language", pa.string(), nullable=False),  # "*" for a corpus-wide threshold
+        pa.field("quantile", pa.float64()),
+        pa.field("value", pa.float64()),
+        pa.field("version", pa.string(), nullable=False),
+    ]
+)
+
+# Final scores: these columns plus one float32 column per annotator (named after it).
+SCORES = pa.schema(
+    [
+        pa.field("id", pa.string(), nullable=False),
+        pa.field("language", pa.string()),
+        pa.field("kept", pa.bool_()),
+        pa.field("thresholds_version", pa.string()),
+    ]
+)
+
 DATASETS: dict[str, pa.Schema] = {
     "curated": CURATED,
     "rejects": REJECTS,
@@ -97,6 +140,10 @@ DATASETS: dict[str, pa.Schema] = {
     "duplicates": DUPLICATES,
     "samples": SAMPLES,
     "labels": LABELS,
+    "embeddings": EMBEDDINGS,
+    "head_scores": HEAD_SCORES,
+    "thresholds": THRESHOLDS,
+    "scores": SCORES,
 }
 
 

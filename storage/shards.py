@@ -157,8 +157,10 @@ class ShardStore:
             if os.path.basename(p.rstrip("/")).startswith(key.name + "."):
                 _remove_tree(self.fs, p)
 
-    def open_unit(self, key: UnitKey, datasets: Iterable[str]) -> "UnitWriter":
-        return UnitWriter(self, key, tuple(datasets))
+    def open_unit(self, key: UnitKey, datasets: Iterable[str], schemas: dict[str, pa.Schema] | None = None) -> "UnitWriter":
+        """A writer for one unit; ``schemas`` overrides a dataset's registered schema (e.g. wide
+        ``scores`` with one column per annotator)."""
+        return UnitWriter(self, key, tuple(datasets), schemas or {})
 
     # Plans record what a run set out to do, so `kurate status` can report pending work.
     def write_plan(self, stage: str, config_hash: str, units: dict[str, str]) -> None:
@@ -188,8 +190,9 @@ class UnitWriter:
     files) when the block raises. ``counts`` set on the writer are stored in the commit record.
     """
 
-    def __init__(self, store: ShardStore, key: UnitKey, datasets: tuple[str, ...]):
+    def __init__(self, store: ShardStore, key: UnitKey, datasets: tuple[str, ...], schemas: dict[str, pa.Schema] | None = None):
         self.store, self.key, self.datasets = store, key, datasets
+        self.schemas = {d: (schemas or {}).get(d) or schema_of(d) for d in datasets}
         self.tmp_dir = join(store.path, TMP, f"{key.name}.{uuid.uuid4().hex[:12]}")
         self.counts: dict = {}
         self._rows = {d: 0 for d in datasets}
@@ -201,7 +204,7 @@ class UnitWriter:
         if dataset not in self._writers:
             if dataset not in self.datasets:
                 raise KeyError(f"unit {self.key.name} was not opened for dataset {dataset!r}")
-            schema = schema_of(dataset).with_metadata(
+            schema = self.schemas[dataset].with_metadata(
                 {
                     "kurate_version": KURATE_VERSION,
                     "config_hash": self.key.config_hash,
@@ -218,7 +221,7 @@ class UnitWriter:
 
     def write(self, dataset: str, data: pa.Table | pa.RecordBatch | list[dict]) -> None:
         if isinstance(data, list):
-            data = pa.Table.from_pylist(data, schema=schema_of(dataset))
+            data = pa.Table.from_pylist(data, schema=self.schemas[dataset])
         if data.num_rows == 0:
             return
         writer = self._writer(dataset)

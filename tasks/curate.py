@@ -242,17 +242,21 @@ def finalize_shard(
     if staged_manifest is None or dedup_manifest is None:
         raise RuntimeError(f"{source}: filter and dedup units must be committed before the final unit")
     staged = _read(store, _output(store, staged_manifest, "staged"))
+    # signatures were written row for row with staged: their rank identifies each staged record
+    ranks = _read(store, _output(store, staged_manifest, "signatures")).column("rank")
     duplicates = _read(store, _output(store, dedup_manifest, "duplicates"))
-    mine = duplicates.filter(pc.is_in(duplicates.column("id"), value_set=staged.column("id")))
-    is_duplicate = pc.is_in(staged.column("id"), value_set=mine.column("id"))
+    mine = duplicates.filter(pc.is_in(duplicates.column("rank"), value_set=ranks))
+    is_duplicate = pc.is_in(ranks, value_set=mine.column("rank"))
     curated = staged.filter(pc.invert(is_duplicate))
     dropped = staged.filter(is_duplicate).select(["id", "url", "warc_record_id", "source", "language"])
-    decisions = {row["id"]: row for row in mine.to_pylist()}
+    dropped_ranks = ranks.filter(is_duplicate).to_pylist()
+    decisions = {row["rank"]: row for row in mine.to_pylist()}
     rejects = []
-    for doc in dropped.to_pylist():
-        decision = decisions[doc["id"]]
+    for doc, rank in zip(dropped.to_pylist(), dropped_ranks):
+        decision = decisions[rank]
+        same = " (the same record, repeated in the input)" if decision["duplicate_of"] == doc["id"] else ""
         rejects.append({**doc, "stage": "dedup", "reason": f"{decision['kind']}_duplicate",
-                        "value": decision["similarity"], "detail": f"duplicate of {decision['duplicate_of']}"})
+                        "value": decision["similarity"], "detail": f"duplicate of {decision['duplicate_of']}{same}"})
     reasons = Counter(r["reason"] for r in rejects)
     with store.open_unit(key, ["curated", "rejects"]) as unit:
         unit.write("curated", curated)

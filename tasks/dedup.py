@@ -126,9 +126,9 @@ def _find(cur: duckdb.DuckDBPyConnection, new: list[str], ref: list[str], thresh
     cur.execute(
         f"""
         CREATE TEMP TABLE kd_docs AS
-        SELECT ord, id, is_ref, src, row, {exact_of} AS exact_of FROM (
+        SELECT ord, id, rank, is_ref, src, row, {exact_of} AS exact_of FROM (
             SELECT row_number() OVER (ORDER BY s.is_ref DESC, s.rank NULLS LAST, s.id, f.src, s.row) AS ord,
-                   s.id, s.is_ref, s.exact_hash, f.src, s.row
+                   s.id, s.rank, s.is_ref, s.exact_hash, f.src, s.row
             FROM kd_scan s JOIN kd_files f USING (is_ref, filename))
         """
     )
@@ -142,7 +142,7 @@ def _find(cur: duckdb.DuckDBPyConnection, new: list[str], ref: list[str], thresh
         cur.unregister("kd_near")
     result = cur.execute(
         """
-        SELECT d.id, w.id AS duplicate_of, f.kind, f.similarity
+        SELECT d.id, d.rank, w.id AS duplicate_of, f.kind, f.similarity
         FROM kd_found f JOIN kd_docs d ON d.ord = f.ord JOIN kd_docs w ON w.ord = f.winner
         ORDER BY d.id, d.ord
         """

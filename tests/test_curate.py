@@ -142,3 +142,18 @@ def test_language_selection(tmp_path, demo_warc, languages, expected):
     assert {r["language"] for r in _rows(tmp_path, "select distinct language from curated")} == expected
     dropped = {r["reason"] for r in _rows(tmp_path, "select reason from rejects where stage = 'language'")}
     assert all(reason.startswith("language:") for reason in dropped)
+
+
+def test_the_same_shard_twice_keeps_one_copy_of_each_record(tmp_path, demo_warc):
+    """Records repeated in the input share their WARC-Record-ID (so their id): one copy is kept."""
+    path, manifest = demo_warc
+    copy = tmp_path / "copy-of-demo.warc.gz"
+    copy.write_bytes(path.read_bytes())
+    _curate([path], tmp_path / "once")
+    _curate([path, copy], tmp_path / "twice")
+    once = _rows(tmp_path / "once", "select id from curated order by id")
+    assert _rows(tmp_path / "twice", "select id from curated order by id") == once and once
+    records = manifest.responses + manifest.malformed
+    assert _n(tmp_path / "twice", "select count(*) n from (select id from curated union all select id from rejects)") == 2 * records
+    repeated = _rows(tmp_path / "twice", "select detail from rejects where stage = 'dedup' and detail like '%repeated in the input%'")
+    assert len(repeated) >= len(once)
