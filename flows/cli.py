@@ -99,6 +99,74 @@ def annotate(
         _fail(str(exc))
 
 
+def _run_stage(flow_name: str, root: str, config: Optional[Path], set_: Optional[list[str]]) -> None:
+    cfg = _load(config, set_, {"root": root})
+    import flows.jql
+
+    try:
+        getattr(flows.jql, flow_name)(cfg)
+    except (RuntimeError, FileNotFoundError) as exc:
+        _fail(str(exc))
+
+
+@app.command()
+def distill(
+    root: str = typer.Option(..., "--root", "-r", help="Root with curated shards and judge labels."),
+    config: Optional[Path] = typer.Option(None, "--config", "-c", exists=True, dir_okay=False, help="YAML config to start from."),
+    set_: Optional[list[str]] = SetOption,
+) -> None:
+    """Embed curated documents and train one JQL head per judge (registered under ROOT/annotators/)."""
+    _run_stage("distill", root, config, set_)
+
+
+@app.command()
+def score(
+    root: str = typer.Option(..., "--root", "-r", help="Root with curated shards and registered annotators."),
+    config: Optional[Path] = typer.Option(None, "--config", "-c", exists=True, dir_okay=False, help="YAML config to start from."),
+    set_: Optional[list[str]] = SetOption,
+) -> None:
+    """Score every curated document with every head and keep those above per-head quantile thresholds."""
+    _run_stage("score", root, config, set_)
+
+
+class ModelKind(str, Enum):
+    hat = "hat"
+    tfree = "tfree"
+    bpe = "bpe"
+
+
+@app.command()
+def train(
+    root: str = typer.Option(..., "--root", "-r", help="Root with committed curated (and synthetic) shards."),
+    model: ModelKind = typer.Option(ModelKind.hat, "--model", "-m", help="hat, tfree or the bpe baseline."),
+    preset: str = typer.Option("tiny", "--preset", "-p", help="tiny (CPU), 125m, 350m or 1b."),
+    config: Optional[Path] = typer.Option(None, "--config", "-c", exists=True, dir_okay=False, help="YAML config to start from."),
+    set_: Optional[list[str]] = SetOption,
+) -> None:
+    """Train a model on the root's data: in-process (CPU or one GPU), or with Ray Train when a Ray address is set."""
+    cfg = _load(config, set_, {"root": root, "train": {"model": model.value, "preset": preset}})
+    from flows.train import train_local
+
+    try:
+        train_local(cfg)
+    except (RuntimeError, ValueError) as exc:
+        _fail(str(exc))
+
+
+@app.command()
+def generate(
+    prompt: str = typer.Argument(..., help="Text to continue."),
+    checkpoint: Path = typer.Option(..., "--checkpoint", exists=True, file_okay=False, help="A checkpoint directory."),
+    max_new: int = typer.Option(32, help="Units (words or tokens) to generate."),
+    temperature: float = typer.Option(0.8),
+    seed: int = typer.Option(0),
+) -> None:
+    """Sample a continuation of PROMPT from a trained checkpoint."""
+    from models.train import generate_text
+
+    typer.echo(generate_text(str(checkpoint), prompt, max_new, temperature, seed))
+
+
 def _storage_options(config: Optional[Path]) -> dict:
     if config is None:
         return {}

@@ -14,12 +14,14 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from annotators.annotate import SampleConfig
+from annotators.embedder import EmbedderConfig
+from annotators.jql import DistillConfig, ScoreConfig
 from annotators.judge import JudgeConfig
 from tasks.curate import CurateHashes, DedupConfig
 from tasks.ingest import IngestConfig
 from tasks.quality import FilterConfig, LanguageConfig, QualityConfig, UrlFilterConfig
 
-Stage = Literal["curate", "annotate"]
+Stage = Literal["curate", "annotate", "distill", "score", "train"]
 
 
 class ConfigError(ValueError):
@@ -85,6 +87,47 @@ class AnnotateConfig(BaseModel):
         raise KeyError(f"no judge named {name!r}; configured: {[j.name for j in self.judges]}")
 
 
+class JqlConfig(BaseModel):
+    """JQL annotators: the embedder both steps share, head training, and corpus scoring."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    embedder: EmbedderConfig = Field(default_factory=EmbedderConfig)
+    distill: DistillConfig = Field(default_factory=DistillConfig)
+    score: ScoreConfig = Field(default_factory=ScoreConfig)
+    gpus_per_task: float = Field(1.0, ge=0, description="GPUs per embedding task when the Ray cluster has GPUs.")
+
+
+class TrainSource(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    dataset: Literal["curated", "synthetic"] = "curated"
+    weight: float = Field(1.0, gt=0)
+
+
+class TrainStageConfig(BaseModel):
+    """A training run: model kind, preset, data mix and where checkpoints go."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field("demo", pattern=r"^[A-Za-z0-9_.-]+$", description="Run name: checkpoints/<name>-<model>.")
+    model: Literal["hat", "tfree", "bpe"] = "hat"
+    preset: Literal["tiny", "125m", "350m", "1b"] = "tiny"
+    overrides: dict[str, Any] = Field(default_factory=dict, description="TrainConfig fields, e.g. {max_steps: 200}.")
+    mix: list[TrainSource] = Field(default_factory=lambda: [TrainSource()])
+    eval_fraction: float = Field(0.05, gt=0, lt=1, description="Share of documents held out for eval (by id hash).")
+    checkpoint_dir: str | None = Field(None, description="Local/shared directory (default: <root>/checkpoints).")
+    num_workers: int = Field(1, ge=1, description="Ray Train workers (ScalingConfig).")
+    use_gpu: bool | None = Field(None, description="Ray Train workers on GPUs (default: when the cluster has GPUs).")
+    job_address: str | None = Field(None, description="Ray dashboard address for Ray Jobs (http://host:8265); default $RAY_ADDRESS.")
+
+    def run_dir(self, root: str) -> str:
+        base = self.checkpoint_dir or os.path.join(root, "checkpoints")
+        if "://" in base:
+            raise ValueError("train.checkpoint_dir must be a local or shared filesystem path (set it for non-local roots)")
+        return os.path.join(base, f"{self.name}-{self.model}")
+
+
 class PipelineConfig(BaseModel):
     """A whole kurate run: where data lives, which stages run, and each stage's settings."""
 
@@ -98,6 +141,8 @@ class PipelineConfig(BaseModel):
     stages: list[Stage] = Field(default_factory=lambda: ["curate"], description="Stages to run, in order.")
     curate: CurateConfig = Field(default_factory=CurateConfig)
     annotate: AnnotateConfig = Field(default_factory=AnnotateConfig)
+    jql: JqlConfig = Field(default_factory=JqlConfig)
+    train: TrainStageConfig = Field(default_factory=TrainStageConfig)
     ray: RayConfig = Field(default_factory=RayConfig)
 
 

@@ -1,4 +1,4 @@
-"""The pipeline flow: runs the configured stages in order (curate, annotate).
+"""The pipeline flow: runs the configured stages in order (curate, annotate, distill, score, train).
 
     kurate run configs/demo.yaml
 """
@@ -13,8 +13,10 @@ from prefect.artifacts import create_markdown_artifact
 from flows.config import PipelineConfig, load_config
 from flows.annotate import annotate
 from flows.curate import curate
+from flows.jql import distill, score
+from flows.train import train_stage
 
-STAGE_FLOWS = {"curate": curate, "annotate": annotate}
+STAGE_FLOWS = {"curate": curate, "annotate": annotate, "distill": distill, "score": score, "train": train_stage}
 
 
 @flow(name="pipeline", log_prints=True)

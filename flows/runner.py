@@ -54,6 +54,7 @@ def run_per_shard(
     config: RayConfig,
     on_progress: ProgressCallback | None = None,
     local: bool = False,
+    gpus: float = 0,
 ) -> list[ShardOutcome]:
     """Apply ``fn(item, *args)`` to every item; results in the order of ``items``."""
     done: list[ShardOutcome] = []
@@ -67,7 +68,9 @@ def run_per_shard(
     import ray
 
     ensure_ray(config)
-    remote = ray.remote(_call).options(num_cpus=config.cpus_per_shard, max_retries=config.max_retries)
+    if gpus and ray.cluster_resources().get("GPU", 0) == 0:
+        gpus = 0  # a CPU-only cluster: the same code runs on CPU
+    remote = ray.remote(_call).options(num_cpus=config.cpus_per_shard, num_gpus=gpus, max_retries=config.max_retries)
     pending = {remote.remote(fn, item, args): item for item in items}
     while pending:
         ready, _ = ray.wait(list(pending), num_returns=1, timeout=5.0)

@@ -349,7 +349,3 @@ class _Utf8State:
         if n > 0:
             ok[END_OF_WORD] = True
         return ok
-
-
-def param_count(model: nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters())

@@ -17,12 +17,16 @@
   pattern of the next word — computed sparsely: Σ softplus(z) − Σ_on z, never a dense target.
 * Decoding scores a dictionary (training-data words + `wordfreq` top lists, lower-case and
   capitalised, with and without the leading space). Greedy decoding uses the paper's score,
-  mean σ(z) on the word's pattern minus mean σ(z) off it. Sampling and bits/byte use the
-  distribution the BCE model implies when restricted to the dictionary:
-  log p(w) ∝ Σ_{i∈pattern(w)} log σ(z_i) + Σ_{i∉pattern(w)} log σ(−z_i) = Σ_{i∈pattern(w)} z_i + const.
-* bits/byte (eval only): −log p(target | dictionary softmax); a target word missing from the
-  dictionary costs 8 bits per byte (uniform bytes). The OOV rate is returned as well. The
-  training loss (BCE) is reported as `loss`; it is not comparable with the other models' loss.
+  mean σ(z) on the word's pattern minus mean σ(z) off it.
+* bits/byte (eval only) needs a distribution over words. The BCE model's own one, restricted to
+  the dictionary, is log p(w) ∝ Σ_{i∈pattern(w)} z_i (score "loglik"), but with independent rows
+  and hash collisions it is badly over-confident (≈ 6 bits/byte on the test corpus where the
+  choice below gives 0.4). We use softmax over the dictionary of α · mean_{i∈pattern(w)} z_i, with
+  the single scalar α fitted (grid search, NLL) on the latest *training* batch before each
+  evaluation (`calibrate`). Sampling uses the same distribution with temperature. A target word
+  missing from the dictionary costs 8 bits per byte (uniform bytes); the OOV byte fraction is
+  returned too. The training loss (BCE) is reported as `loss`; it is not comparable with the
+  other models' loss.
 """
 
 from __future__ import annotations
@@ -89,7 +93,8 @@ class TFreeCodec:
         self.dictionary = dictionary
         self.index = {w: i for i, w in enumerate(dictionary)}
         self._patterns: dict[str, np.ndarray] = {}
-        self._dict_matrix: torch.Tensor | None = None
+        self._bags: tuple[torch.Tensor, torch.Tensor] | None = None
+        self._sizes: torch.Tensor | None = None
 
     # -- text --
     def encode(self, text: str) -> list[str]:
@@ -141,31 +146,38 @@ class TFreeCodec:
         }
 
     # -- dictionary scoring --
-    def dict_matrix(self, device) -> torch.Tensor:
-        """Sparse (D, v) 0/1 matrix of dictionary patterns (CSR)."""
-        if self._dict_matrix is None or self._dict_matrix.device != torch.device(device):
+    def dict_bags(self, device) -> tuple[torch.Tensor, torch.Tensor]:
+        """Dictionary patterns as one flat index tensor + bag offsets (for F.embedding_bag)."""
+        if self._bags is None or self._bags[0].device != torch.device(device):
             pats = [self.pattern(w) for w in self.dictionary]
-            crow = torch.tensor(np.concatenate([[0], np.cumsum([len(p) for p in pats])]), dtype=torch.long)
-            col = torch.from_numpy(np.concatenate(pats))
-            val = torch.ones(len(col))
-            self._dict_matrix = torch.sparse_csr_tensor(crow, col, val, size=(len(pats), self.v)).to(device)
-        return self._dict_matrix
+            offsets = np.concatenate([[0], np.cumsum([len(p) for p in pats])[:-1]])
+            self._bags = (torch.from_numpy(np.concatenate(pats)).to(device), torch.from_numpy(offsets).to(device))
+        return self._bags
 
-    def score(self, z: torch.Tensor, mode: str = "loglik") -> torch.Tensor:
+    def score(self, z: torch.Tensor, mode: str = "mean_logit") -> torch.Tensor:
         """z (N, v) head logits → (N, D) dictionary scores.
 
-        "loglik": Σ_on z (log-probability up to a constant per row, see module docstring);
+        "mean_logit": mean of z over the word's pattern (for the calibrated softmax);
+        "loglik": Σ_on z (the BCE log-likelihood up to a constant per row);
         "paper": mean σ(z) on the pattern − mean σ(z) off it.
+        Computed as an embedding-bag over the columns of z: a deterministic sparse product.
         """
-        A = self.dict_matrix(z.device)
+        idx, offsets = self.dict_bags(z.device)
         z = z.float()
-        if mode == "loglik":
-            return (A @ z.T).T
+        if mode in ("loglik", "mean_logit"):
+            agg = "sum" if mode == "loglik" else "mean"
+            return F.embedding_bag(idx, z.T.contiguous(), offsets, mode=agg).T
         act = torch.sigmoid(z)
-        on = (A @ act.T).T
-        n_on = torch.tensor([len(self.pattern(w)) for w in self.dictionary], device=z.device, dtype=z.dtype)
+        on = F.embedding_bag(idx, act.T.contiguous(), offsets, mode="sum").T
+        n_on = self.pattern_sizes(z.device)
         off = (act.sum(1, keepdim=True) - on) / (self.v - n_on)
         return on / n_on - off
+
+    def pattern_sizes(self, device) -> torch.Tensor:
+        if self._sizes is None or self._sizes.device != torch.device(device):
+            self._sizes = torch.tensor([len(self.pattern(w)) for w in self.dictionary],
+                                       dtype=torch.float32, device=device)
+        return self._sizes
 
     # -- persistence --
     def save(self, path: str) -> None:
@@ -191,7 +203,7 @@ class TFreeCodec:
         if top_n_list is not None and cfg.wordfreq_top > 0:
             for lang in cfg.wordfreq_langs:
                 for w in top_n_list(lang, cfg.wordfreq_top):
-                    for form in {w, w[:1].upper() + w[1:]}:
+                    for form in dict.fromkeys((w, w[:1].upper() + w[1:])):  # ordered, unlike a set
                         if split_units(form, cfg.max_word_chars) == [form]:
                             words += [form, " " + form]
         dictionary = list(dict.fromkeys(words))
@@ -205,8 +217,12 @@ class TFree(nn.Module):
         v = cfg.vocab_rows
         self.emb = nn.EmbeddingBag(v + 1, cfg.d_model, mode="sum", padding_idx=v)
         self.backbone = Transformer(cfg.backbone())
-        self.head = nn.Linear(cfg.d_model, v, bias=False)
+        # the bias carries each row's prior (≈ 1–3% of rows are on); without it the backbone
+        # learns a large constant direction to push every logit down and stops using the context
+        self.head = nn.Linear(cfg.d_model, v, bias=True)
         init_weights(self, n_layer=cfg.n_layer)
+        nn.init.constant_(self.head.bias, -4.0)
+        self.register_buffer("alpha", torch.tensor(1.0))  # softmax scale for bits/byte, see calibrate()
 
     def states(self, pat: torch.Tensor) -> torch.Tensor:
         B, T, K = pat.shape
@@ -232,13 +248,31 @@ class TFree(nn.Module):
     def _dictionary_nats(self, z, word_id, count, chunk: int = 256) -> dict:
         nats = torch.zeros((), device=z.device)
         for s in range(0, z.shape[0], chunk):
-            logp = torch.log_softmax(self.codec.score(z[s:s + chunk], "loglik"), dim=-1)
+            logp = torch.log_softmax(self.alpha * self.codec.score(z[s:s + chunk]), dim=-1)
             wid, cnt = word_id[s:s + chunk], count[s:s + chunk]
             known = (wid >= 0) & (cnt > 0)
             nats += -(logp.gather(1, wid.clamp(min=0)[:, None])[:, 0] * known).sum()
             nats += (cnt * (wid < 0)).sum() * math.log(256)  # OOV: 8 bits per byte
         oov_bytes = (count * ((word_id < 0) & (count > 0))).sum()
         return {"nats": nats, "oov_byte_frac": float(oov_bytes) / max(1, int(count.sum()))}
+
+    @torch.no_grad()
+    def calibrate(self, batch: dict[str, torch.Tensor], max_units: int = 2048) -> float:
+        """Fit α (the dictionary-softmax scale used for bits/byte) on a training batch: grid search."""
+        was_training = self.training
+        self.eval()
+        pat = batch["pat"]
+        z = self.head(self.states(pat[:, :-1])).float().reshape(-1, self.cfg.vocab_rows)
+        wid, cnt = batch["word_id"][:, 1:].reshape(-1), batch["count"][:, 1:].reshape(-1)
+        keep = ((wid >= 0) & (cnt > 0)).nonzero()[:, 0][:max_units]
+        s, wid = self.codec.score(z[keep]), wid[keep]
+        best = (float("inf"), 1.0)
+        for a in torch.logspace(-1, 2.5, 36).tolist():
+            nll = float(-torch.log_softmax(a * s, dim=-1).gather(1, wid[:, None]).sum())
+            best = min(best, (nll, a))
+        self.alpha.fill_(best[1])
+        self.train(was_training)
+        return best[1]
 
     @torch.no_grad()
     def generate(self, prompt: str, max_new_units: int = 16, temperature: float = 1.0, seed: int = 0) -> str:
@@ -252,7 +286,7 @@ class TFree(nn.Module):
             if temperature <= 0:
                 i = int(self.codec.score(z, "paper")[0].argmax())
             else:
-                probs = torch.softmax(self.codec.score(z, "loglik")[0] / temperature, dim=-1)
+                probs = torch.softmax(self.alpha * self.codec.score(z)[0] / temperature, dim=-1)
                 i = int(torch.multinomial(probs, 1, generator=gen))
             word = self.codec.dictionary[i]
             units.append(word)

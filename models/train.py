@@ -98,7 +98,7 @@ _VOCAB = {  # T-FREE rows v, wordfreq words per language, BPE vocab
     "tiny": (2048, 5000, 8192),
     "125m": (8192, 50000, 64000),
     "350m": (16384, 50000, 64000),
-    "1b": (32768, 50000, 64000),
+    "1b": (16384, 50000, 64000),
 }
 _TRAIN = {  # seq_len, batch_size, lr, warmup, max_steps
     "tiny": (64, 8, 3e-3, 10, 60),
@@ -289,7 +289,10 @@ def _to(batch: dict, device) -> dict:
 
 
 @torch.no_grad()
-def evaluate(model, batches: list[dict], device, autocast) -> dict:
+def evaluate(model, batches: list[dict], device, autocast, calibration: dict | None = None) -> dict:
+    if calibration is not None and hasattr(model, "calibrate"):  # T-FREE: fit its softmax scale
+        with autocast():
+            model.calibrate(calibration)
     model.eval()
     loss, nats, nbytes, extra = 0.0, 0.0, 0, {}
     for b in batches:
@@ -409,7 +412,7 @@ def train(config: TrainConfig, texts_train: Iterable[str], texts_eval: Iterable[
         if peak:
             m["mfu"] = flops / dt / peak
         if eval_batches and ((cfg.eval_every and step % cfg.eval_every == 0) or step == cfg.max_steps):
-            last_eval = evaluate(fmodel, eval_batches, device, autocast)
+            last_eval = evaluate(model, eval_batches, device, autocast, calibration=batch)
             m.update(last_eval)
         if (cfg.checkpoint_every and step % cfg.checkpoint_every == 0) or step == cfg.max_steps:
             save_checkpoint(ckpt, model, codec, cfg, opt, step, packer)

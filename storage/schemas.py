@@ -132,6 +132,41 @@ SCORES = pa.schema(
     ]
 )
 
+# Training metrics, one row per logged step (the full metrics dict as JSON too).
+METRICS = pa.schema(
+    [
+        pa.field("run", pa.string(), nullable=False),
+        pa.field("model", pa.string()),
+        pa.field("step", pa.int64()),
+        pa.field("loss", pa.float64()),
+        pa.field("bits_per_byte", pa.float64()),
+        pa.field("eval_loss", pa.float64()),
+        pa.field("eval_bits_per_byte", pa.float64()),
+        pa.field("units_per_s", pa.float64()),
+        pa.field("mfu", pa.float64()),
+        pa.field("metrics", pa.string()),
+    ]
+)
+
+# LLM rewrites of curated German chunks (synthesize stage): one row per accepted generation.
+SYNTHETIC = pa.schema(
+    [
+        pa.field("id", pa.string(), nullable=False),  # hash of (chunk id, prompt type + version, model, sample, seed)
+        pa.field("source_id", pa.string(), nullable=False),  # the curated document's id
+        pa.field("chunk_index", pa.int32()),  # position of the chunk within its source document
+        pa.field("chunk_id", pa.string()),  # stable id of the source chunk (source id + chunking config + index)
+        pa.field("prompt_type", pa.string(), nullable=False),  # wikipedia | summary | qa | list | simple
+        pa.field("prompt_version", pa.string()),
+        pa.field("model", pa.string()),
+        pa.field("generation_params", pa.string()),  # JSON: backend, style, temperature, top_p, max_new_tokens, stop, seed …
+        pa.field("text", pa.string()),
+        pa.field("prompt_tokens", pa.int64()),
+        pa.field("completion_tokens", pa.int64()),
+        pa.field("language", pa.string()),
+        pa.field("language_score", pa.float32()),
+    ]
+)
+
 DATASETS: dict[str, pa.Schema] = {
     "curated": CURATED,
     "rejects": REJECTS,
@@ -144,6 +179,8 @@ DATASETS: dict[str, pa.Schema] = {
     "head_scores": HEAD_SCORES,
     "thresholds": THRESHOLDS,
     "scores": SCORES,
+    "metrics": METRICS,
+    "synthetic": SYNTHETIC,
 }
 
 

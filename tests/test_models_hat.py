@@ -1,0 +1,119 @@
+"""HAT: the word splitter's properties, batching, training and generation (CPU, seconds)."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+import torch
+
+from models.hat import BOS_WORD, END_OF_WORD, HAT, HATCodec, HATConfig, split_words
+from models.toy_corpus import german_paragraphs
+from models.train import preset, train
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Tiny models run fastest on one thread (and do not fight other jobs for the cores)."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+ALPHABET = list("abcXYZäöüßÄÖÜ  \n\r\t.,;:'\"!?-_/()0123456789") + [
+    "\u0301", "\u0300", "\u200d", "\u00ad", "\u202f", "\u3000", "\u2044",  # marks, ZWJ, soft hyphen, spaces
+    "😀", "👨", "🇩", "🇪", "日", "本", "語", "ア", "ー", "א", "\u05f4", "Straße", "camelCase",
+]
+
+
+def check_split(text: str, max_bytes: int) -> None:
+    words = split_words(text, max_bytes)
+    assert "".join(words) == text
+    assert all(w and len(w.encode("utf-8")) <= max_bytes for w in words)
+    for k in range(1, len(text)):
+        prefix = split_words(text[:k], max_bytes)
+        # causal: all but the last word of the prefix's split are the whole text's first words
+        assert words[:len(prefix) - 1] == prefix[:-1], (text[:k], text)
+
+
+def test_split_examples():
+    assert split_words("Hallo, Welt.  Größe") == ["Hallo", ",", " Welt", ".", " ", " Größe"]
+    assert split_words("camelCaseWort") == ["camel", "Case", "Wort"]
+    assert split_words("3.14 can't") == ["3", ".", "14", " can", "'", "t"]
+    assert split_words("Zeile\n\nneu") == ["Zeile", "\n", "\n", "neu"]
+    assert split_words("ä" * 7, max_bytes=4) == ["ää", "ää", "ää", "ä"]
+    assert split_words("a😀b", max_bytes=4) == ["a", "😀", "b"]
+
+
+def test_split_random_strings_fixed_seed():
+    rng = random.Random(0)
+    for _ in range(1500):
+        text = "".join(rng.choice(ALPHABET) for _ in range(rng.randint(1, 20)))
+        check_split(text, rng.choice([4, 5, 8, 100]))
+
+
+def test_split_property_hypothesis():
+    hypothesis = pytest.importorskip("hypothesis")
+    st = hypothesis.strategies
+
+    pieces = st.one_of(st.sampled_from(ALPHABET), st.characters())
+
+    @hypothesis.settings(max_examples=300, deadline=None, derandomize=True)
+    @hypothesis.given(st.lists(pieces, max_size=16).map("".join),
+                      st.sampled_from([4, 6, 100]))
+    def prop(text, max_bytes):
+        check_split(text, max_bytes)
+
+    prop()
+
+
+def test_split_german_prose_round_trip():
+    for text in german_paragraphs(50):
+        words = split_words(text)
+        assert "".join(words) == text
+        assert 3 < sum(len(w.encode()) for w in words) / len(words) < 9
+
+
+def test_collate_pads_and_counts():
+    codec = HATCodec(100)
+    seqs = [[BOS_WORD, b" ab", b"c"], [b"x", "ü".encode(), b"  "]]
+    b = codec.collate(seqs)
+    assert b["bytes"].shape == (2, 3, 3)
+    assert b["lens"].tolist() == [[1, 3, 1], [1, 2, 2]]
+    assert b["count"].tolist() == [[0, 3, 1], [1, 2, 2]]
+    assert bytes(b["bytes"][0, 1].tolist()) == b" ab"
+    assert b["bytes"][0, 2, 1:].tolist() == [0xC1, 0xC1]
+
+
+def test_hat_loss_falls_and_generates():
+    texts = german_paragraphs(200)
+    cfg = preset("tiny", "hat", seq_len=32, batch_size=8, max_steps=40, warmup_steps=5, log_every=0,
+                 eval_batches=2)
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as d:
+        s = train(cfg, texts, german_paragraphs(20, seed=1), d, resume=False)
+    losses = [m["loss"] for m in s["history"]]
+    assert sum(losses[-5:]) / 5 < 0.6 * sum(losses[:5]) / 5
+    assert s["eval_bits_per_byte"] < 5.0  # from 8+ at random init
+
+
+def test_generation_is_valid_utf8_and_stops_at_word_end():
+    torch.manual_seed(0)
+    cfg = HATConfig(d_model=32, n_layer=1, n_head=2, enc_d=16, dec_d=16, max_word_bytes=6, max_len=64)
+    model = HAT(cfg).eval()
+    prompt = "Grüße aus Köln"
+    for seed in range(3):
+        out = model.generate(prompt, max_new_units=6, temperature=1.5, seed=seed)
+        assert out.startswith(prompt)
+        new = out[len(prompt):].encode("utf-8")  # str: already valid UTF-8
+        assert len(new) <= 6 * 6
+    # one word at a time: ≤ max_word_bytes, decodes, never contains the specials
+    z = torch.randn(1, cfg.d_model)
+    gen = torch.Generator().manual_seed(0)
+    for _ in range(20):
+        w = model._sample_word(z, 2.0, gen)
+        assert 1 <= len(w) <= 6
+        w.decode("utf-8")
+        assert END_OF_WORD not in w
+    assert model.generate("x", 3, 0.0, 0) == model.generate("x", 3, 0.0, 1)  # greedy ignores the seed
