@@ -233,6 +233,7 @@ def train_local(config: PipelineConfig) -> dict:
     else:
         result = run_training(config.root, config.train, config.storage_options)
     publish_metrics(config.root, config.train, config.storage_options)
+    result = {k: v for k, v in result.items() if k != "history"}  # the metrics dataset holds the history
     print(f"[train] {config.train.name}-{config.train.model}: {result}")
     return result
 

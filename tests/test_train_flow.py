@@ -1,0 +1,119 @@
+"""Training from committed shards: `kurate train` in-process, `kurate generate`, the metrics
+dataset, and the `train` flow submitting a Ray Job to a local Ray head started here."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pyarrow as pa
+import pytest
+from flows.config import load_config
+from storage.catalog import Catalog
+from storage.schemas import CURATED
+from storage.shards import ShardStore, UnitKey
+
+@pytest.fixture(scope="module")
+def text_root(tmp_path_factory):
+    from models.toy_corpus import german_paragraphs
+
+    root = tmp_path_factory.mktemp("train") / "root"
+    texts = german_paragraphs(400, seed=3)
+    with ShardStore(str(root)).open_unit(UnitKey("curate", "toy.warc.gz", "t"), ["curated", "rejects"]) as unit:
+        unit.write("curated", pa.Table.from_pylist(
+            [{"id": f"d{i:04d}", "text": t, "language": "de"} for i, t in enumerate(texts)], schema=CURATED))
+    return str(root)
+
+
+def _metrics(root: str, run: str) -> list[dict]:
+    return Catalog(root).query(f"select step, loss from metrics where run = '{run}' order by step").to_pylist()
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize("model", ["hat", "tfree", "bpe"])
+def test_kurate_train_then_generate(prefect_server, text_root, model):
+    # the real command line in its own process, against the session's Prefect server
+    kurate = str(Path(sys.executable).with_name("kurate"))
+    env = {**os.environ, "PREFECT_API_URL": prefect_server}
+    done = subprocess.run([kurate, "train", "--root", text_root, "--model", model, "--preset", "tiny",
+                           "--set", "train.overrides.max_steps=12", "--set", "train.overrides.log_every=4",
+                           "--set", "ray.executor=local"], env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    rows = _metrics(text_root, f"demo-{model}")
+    assert rows and rows[-1]["step"] == 12 and rows[-1]["loss"] < rows[0]["loss"] + 1.0
+    checkpoint = Path(text_root) / "checkpoints" / f"demo-{model}" / "checkpoint"
+    assert (checkpoint / "model.safetensors").exists()
+    done = subprocess.run([kurate, "generate", "Die Stadt", "--checkpoint", str(checkpoint), "--max-new", "5"],
+                          env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0 and done.stdout.startswith("Die Stadt"), done.stderr[-2000:]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture()
+def ray_head(tmp_path):
+    """A separate local Ray head with the dashboard (Jobs API) on 127.0.0.1, stopped afterwards."""
+    import shutil
+    import tempfile
+
+    short_tmp = tempfile.mkdtemp(prefix="kray", dir="/tmp")  # Ray's socket paths must stay under 107 bytes
+    port, dashboard = _free_port(), _free_port()
+    env = {**os.environ, "RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0"}
+    ray = Path(sys.executable).with_name("ray")
+    proc = subprocess.Popen([str(ray), "start", "--head", "--block", "--node-ip-address", "127.0.0.1", "--port", str(port),
+                             "--dashboard-host", "127.0.0.1", "--dashboard-port", str(dashboard), "--include-dashboard", "true",
+                             "--num-cpus", "1", "--temp-dir", short_tmp],
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    address = f"http://127.0.0.1:{dashboard}"
+    deadline = time.time() + 120
+    import httpx
+
+    while True:
+        try:
+            if httpx.get(f"{address}/api/version", timeout=2).status_code == 200:
+                break
+        except httpx.HTTPError:
+            pass
+        if proc.poll() is not None or time.time() > deadline:
+            proc.kill()
+            raise RuntimeError(f"ray head did not start: {proc.stderr.read().decode()[-2000:]}")
+        time.sleep(1)
+    old = os.environ.get("RAY_AUTH_MODE")
+    os.environ["RAY_AUTH_MODE"] = "disabled"
+    yield address
+    if old is None:
+        os.environ.pop("RAY_AUTH_MODE", None)
+    else:
+        os.environ["RAY_AUTH_MODE"] = old
+    proc.terminate()
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+    shutil.rmtree(short_tmp, ignore_errors=True)
+
+
+@pytest.mark.e2e
+def test_train_flow_submits_a_ray_job_once(prefect_server, text_root, ray_head):
+    from flows.train import submission_id, train_flow
+
+    config = load_config(None, [], {"root": text_root, "train": {
+        "name": "job", "model": "bpe", "overrides": {"max_steps": 8, "log_every": 4}, "job_address": ray_head}})
+    result = train_flow(config)
+    assert result["job"] == submission_id(text_root, config.train) and "SUCCEEDED" in result["status"]
+    assert _metrics(text_root, "job-bpe")[-1]["step"] == 8
+    assert (Path(result["checkpoint"]) / "model.safetensors").exists()
+    # a retried flow run attaches to the finished job instead of training again
+    again = train_flow(config)
+    assert again["job"] == result["job"]
+    from ray.job_submission import JobSubmissionClient
+
+    assert [j.submission_id for j in JobSubmissionClient(ray_head).list_jobs()] == [result["job"]]
