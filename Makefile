@@ -31,6 +31,15 @@ demo: setup $(DEMO_WARC)
 	  "select language, url, length(text) as chars from curated order by language, url"
 	$(BIN)/kurate query --root $(DEMO_ROOT) \
 	  "select judge, language, count(*) as docs, round(avg(expected), 2) as mean_score from labels group by all order by all"
+	$(BIN)/kurate query --root $(DEMO_ROOT) \
+	  "select language, count(*) as docs, round(avg(kept::int), 2) as share_kept from scores group by all order by all"
+	$(BIN)/kurate query --root $(DEMO_ROOT) \
+	  "select stage, reason, count(*) as generations from rejects where stage = 'synthesize' group by all"
+	$(BIN)/kurate query --root $(DEMO_ROOT) \
+	  "select s.prompt_type, c.url as source_url, left(s.text, 60) as start from synthetic s join curated c on c.id = s.source_id"
+	$(BIN)/kurate query --root $(DEMO_ROOT) \
+	  "select run, max(step) as steps, round(min(loss), 3) as best_loss from metrics group by all"
+	$(BIN)/kurate generate --checkpoint $(DEMO_ROOT)/checkpoints/demo-hat/checkpoint "Die Stadt"
 
 test: setup
 	$(BIN)/python -m pytest -q -ra

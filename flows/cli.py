@@ -129,6 +129,32 @@ def score(
     _run_stage("score", root, config, set_)
 
 
+@app.command()
+def synthesize(
+    root: str = typer.Option(..., "--root", "-r", help="Root with committed curated shards (kept ones are used when scores exist)."),
+    types: Optional[list[str]] = typer.Option(None, "--types", "-t", help="Prompt types: wikipedia, summary, qa, list, simple (repeatable)."),
+    max_docs: Optional[int] = typer.Option(None, "--max-docs", "-n", help="At most this many source documents."),
+    config: Optional[Path] = typer.Option(None, "--config", "-c", exists=True, dir_okay=False, help="YAML config to start from."),
+    set_: Optional[list[str]] = SetOption,
+) -> None:
+    """Rewrite kept German documents with an LLM into `synthetic` (five prompt types, quality-gated)."""
+    given: dict = {"root": root}
+    synth: dict = {}
+    if types:
+        synth["types"] = list(types)
+    if max_docs is not None:
+        synth["max_docs"] = max_docs
+    if synth:
+        given["synthesize"] = synth
+    cfg = _load(config, set_, given)
+    from flows.synthesize import synthesize as synthesize_flow
+
+    try:
+        synthesize_flow(cfg)
+    except (RuntimeError, FileNotFoundError, ValueError) as exc:
+        _fail(str(exc))
+
+
 class ModelKind(str, Enum):
     hat = "hat"
     tfree = "tfree"

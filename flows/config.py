@@ -17,11 +17,12 @@ from annotators.annotate import SampleConfig
 from annotators.embedder import EmbedderConfig
 from annotators.jql import DistillConfig, ScoreConfig
 from annotators.judge import JudgeConfig
+from annotators.synthesize import SynthesizeConfig
 from tasks.curate import CurateHashes, DedupConfig
 from tasks.ingest import IngestConfig
 from tasks.quality import FilterConfig, LanguageConfig, QualityConfig, UrlFilterConfig
 
-Stage = Literal["curate", "annotate", "distill", "score", "train"]
+Stage = Literal["curate", "annotate", "distill", "score", "synthesize", "train"]
 
 
 class ConfigError(ValueError):
@@ -142,6 +143,7 @@ class PipelineConfig(BaseModel):
     curate: CurateConfig = Field(default_factory=CurateConfig)
     annotate: AnnotateConfig = Field(default_factory=AnnotateConfig)
     jql: JqlConfig = Field(default_factory=JqlConfig)
+    synthesize: SynthesizeConfig = Field(default_factory=SynthesizeConfig)
     train: TrainStageConfig = Field(default_factory=TrainStageConfig)
     ray: RayConfig = Field(default_factory=RayConfig)
 

@@ -9,15 +9,20 @@ from __future__ import annotations
 from prefect import serve
 
 from flows.config import PipelineConfig
+from flows.annotate import annotate
 from flows.curate import curate
+from flows.jql import distill, score
 from flows.pipeline import pipeline
+from flows.synthesize import synthesize
+from flows.train import train_flow
 
 
 def build_deployments(config: PipelineConfig, cron: str | None = None) -> list:
     parameters = {"config": config.model_dump(mode="json")}
     return [
         pipeline.to_deployment(name="served-pipeline", parameters=parameters, cron=cron, tags=["kurate"]),
-        curate.to_deployment(name="served-curate", parameters=parameters, tags=["kurate"]),
+        *[f.to_deployment(name=f"served-{f.name}", parameters=parameters, tags=["kurate"])
+          for f in (curate, annotate, distill, score, synthesize, train_flow)],
     ]
 
 

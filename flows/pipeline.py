@@ -1,4 +1,4 @@
-"""The pipeline flow: runs the configured stages in order (curate, annotate, distill, score, train).
+"""The pipeline flow: runs the configured stages in order (curate, annotate, distill, score, synthesize, train).
 
     kurate run configs/demo.yaml
 """
@@ -14,9 +14,11 @@ from flows.config import PipelineConfig, load_config
 from flows.annotate import annotate
 from flows.curate import curate
 from flows.jql import distill, score
+from flows.synthesize import synthesize
 from flows.train import train_stage
 
-STAGE_FLOWS = {"curate": curate, "annotate": annotate, "distill": distill, "score": score, "train": train_stage}
+STAGE_FLOWS = {"curate": curate, "annotate": annotate, "distill": distill, "score": score, "synthesize": synthesize,
+               "train": train_stage}
 
 
 @flow(name="pipeline", log_prints=True)

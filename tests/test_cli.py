@@ -100,6 +100,6 @@ def test_cli_reports_config_errors_without_a_traceback(tmp_path):
 
 
 def test_help_for_every_command():
-    for command in ["run", "curate", "annotate", "distill", "score", "train", "generate", "query", "status", "serve"]:
+    for command in ["run", "curate", "annotate", "distill", "score", "synthesize", "train", "generate", "query", "status", "serve"]:
         out = runner.invoke(app, [command, "--help"])
         assert out.exit_code == 0 and "Usage" in out.output

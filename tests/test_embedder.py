@@ -42,7 +42,7 @@ MIXED = [
     "Städten Europas gehörte und deren Dom bis heute das Stadtbild prägt.",
     "",
     "Mittellanger Satz mit einigen Wörtern darin.",
-    "The quick brown fox jumps over the lazy dog. " * 20,
+    "The quick brown fox jumps over the lazy dog. " * 6,
     "Été comme hiver, le marché ouvre à huit heures.",
 ]
 
