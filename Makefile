@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 DEMO_WARC := data/demo/demo.warc.gz
 DEMO_ROOT := runs/demo
 
-.PHONY: setup demo test test-fast bench clean
+.PHONY: setup demo test test-fast bench bench-gpu clean
 
 setup: $(VENV)/.installed
 
@@ -47,8 +47,20 @@ test: setup
 test-fast: setup
 	$(BIN)/python -m pytest -q -ra -m "not e2e"
 
+# CPU benchmarks (they read ../shared/data); figures go to docs/BENCHMARKS.md
 bench: setup
 	$(BIN)/python bench/ingest.py
+	$(BIN)/python bench/minhash.py
+	$(BIN)/python bench/curate_vs_datatrove.py
+	$(BIN)/python bench/jql_cpu.py
+	$(BIN)/python bench/train_cpu.py
+
+# GPU benchmarks (random weights of the production geometry; run on a machine with a GPU)
+bench-gpu: setup
+	$(BIN)/python bench/judge_gpu.py
+	$(BIN)/python bench/jql_gpu.py
+	$(BIN)/python bench/synth_gpu.py
+	$(BIN)/python bench/train_gpu.py
 
 clean:
 	rm -rf $(VENV) data/demo runs

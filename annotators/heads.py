@@ -76,7 +76,8 @@ class TrainedHead:
 
 def split_indices(n: int, val_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
     order = np.random.default_rng(seed).permutation(n)
-    n_val = max(1, int(round(n * val_fraction))) if n >= 10 else max(1, n // 5)
+    # at least 3 held-out documents once there are 10: Spearman of fewer points is undefined or noise
+    n_val = max(3, int(round(n * val_fraction))) if n >= 10 else max(1, n // 5)
     return order[n_val:], order[:n_val]
 
 
