@@ -118,7 +118,7 @@ class TrainStageConfig(BaseModel):
     mix: list[TrainSource] = Field(default_factory=lambda: [TrainSource()])
     eval_fraction: float = Field(0.05, gt=0, lt=1, description="Share of documents held out for eval (by id hash).")
     checkpoint_dir: str | None = Field(None, description="Local/shared directory (default: <root>/checkpoints).")
-    num_workers: int = Field(1, ge=1, description="Ray Train workers (ScalingConfig).")
+    num_workers: int = Field(1, ge=1, le=1, description="Ray Train workers (ScalingConfig); 1 until the trainer has DDP.")
     use_gpu: bool | None = Field(None, description="Ray Train workers on GPUs (default: when the cluster has GPUs).")
     job_address: str | None = Field(None, description="Ray dashboard address for Ray Jobs (http://host:8265); default $RAY_ADDRESS.")
 
