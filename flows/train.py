@@ -163,8 +163,8 @@ def submit_and_follow(config_json: str, root: str, stage: TrainStageConfig) -> d
         spec.parent.mkdir(parents=True, exist_ok=True)
         spec.write_text(config_json)
         python = sys.executable if _is_local(client) else "python"
-        client.submit_job(entrypoint=f"{python} -m flows.train_job {spec.resolve()}", submission_id=job_id,
-                          runtime_env={"env_vars": {"PYTHONPATH": os.getcwd()}})
+        _submit(client, entrypoint=f"{python} -m flows.train_job {spec.resolve()}", submission_id=job_id,
+                runtime_env={"env_vars": {"PYTHONPATH": os.getcwd()}})
         print(f"[train] submitted Ray Job {job_id}")
     printed = 0
     while True:
@@ -179,6 +179,18 @@ def submit_and_follow(config_json: str, root: str, stage: TrainStageConfig) -> d
     if status != JobStatus.SUCCEEDED:
         raise RuntimeError(f"Ray Job {job_id} ended {status}: {client.get_job_info(job_id).message}")
     return {"job": job_id, "status": str(status)}
+
+
+def _submit(client, attempts: int = 30, **kwargs) -> None:
+    """Submit, retrying while the head's job agent is still starting (it answers 500 until it is up)."""
+    for attempt in range(attempts):
+        try:
+            client.submit_job(**kwargs)
+            return
+        except RuntimeError as exc:
+            if "No available agent" not in str(exc) or attempt == attempts - 1:
+                raise
+            time.sleep(2)
 
 
 def _is_local(client) -> bool:
