@@ -19,33 +19,12 @@ trained here on ../shared/data/german-prose.txt.gz, so the vocabulary is 32k ins
 from __future__ import annotations
 
 import argparse
-import gzip
 import tempfile
 import time
-from pathlib import Path
 
 import pyarrow as pa
 
-GEOMETRIES = {
-    # hidden, layers, heads, kv heads, intermediate
-    "8b": (4096, 32, 32, 8, 14336),
-    "1b": (2048, 16, 32, 8, 8192),
-    "tiny": (64, 2, 4, 2, 128),
-}
-PROSE = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "german-prose.txt.gz"
-
-
-def build_tokenizer(vocab: int):
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import PreTrainedTokenizerFast
-
-    lines = gzip.open(PROSE, "rt").read().splitlines()[:20000]
-    core = Tokenizer(models.BPE())
-    core.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    core.decoder = decoders.ByteLevel()
-    core.train_from_iterator(lines, trainers.BpeTrainer(vocab_size=vocab, special_tokens=["<pad>", "</s>"],
-                                                        initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
-    return PreTrainedTokenizerFast(tokenizer_object=core, pad_token="<pad>", eos_token="</s>"), lines
+from random_llama import GEOMETRIES, build_tokenizer  # noqa: E402  (bench/ is on sys.path when run as a script)
 
 
 def documents(lines: list[str], n: int, chars: int) -> list[str]:

@@ -23,6 +23,17 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+@pytest.fixture()
+def one_torch_thread():
+    """Tiny models train fastest on one thread (and do not fight other jobs for the cores)."""
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 @pytest.fixture(scope="session")
 def prefect_server():
     """One real Prefect API server (temporary, on 127.0.0.1) for the whole session; yields its URL."""

@@ -8,7 +8,7 @@ import pytest
 
 from storage.catalog import Catalog
 from tasks.curate import run_local
-from tasks.ingest import IngestConfig, document_id, ingest_records, process_item
+from tasks.ingest import IngestConfig, document_id, ingest_records
 from tasks.quality import LanguageConfig, QualityConfig
 from tasks.warc import WarcDamage, WarcItem, read_records
 

@@ -5,20 +5,13 @@ from __future__ import annotations
 import tempfile
 
 import pytest
-import torch
 
 from models.bpe import BPECodec, BPEConfig
 from models.toy_corpus import german_paragraphs
 from models.train import preset, train
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models run fastest on one thread (and do not fight other jobs for the cores)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def test_bpe_codec_round_trip_and_bytes():

@@ -12,13 +12,7 @@ from models.toy_corpus import german_paragraphs
 from models.train import preset, train
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models run fastest on one thread (and do not fight other jobs for the cores)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 ALPHABET = list("abcXYZäöüßÄÖÜ  \n\r\t.,;:'\"!?-_/()0123456789") + [
     "\u0301", "\u0300", "\u200d", "\u00ad", "\u202f", "\u3000", "\u2044",  # marks, ZWJ, soft hyphen, spaces

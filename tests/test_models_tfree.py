@@ -7,20 +7,12 @@ import tempfile
 import pytest
 import torch
 
-import torch
-
 from models.tfree import BOS, TFree, TFreeCodec, TFreeConfig, split_units
 from models.toy_corpus import german_paragraphs
 from models.train import preset, train
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models run fastest on one thread (and do not fight other jobs for the cores)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def small_codec(words=None, v=1024):

@@ -16,12 +16,7 @@ from models.toy_corpus import german_paragraphs
 from models.train import Packer, generate_text, load_checkpoint, lr_at, preset, train
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 class Crash(Exception):
