@@ -70,7 +70,13 @@ def ray_head(tmp_path):
     ray = Path(sys.executable).with_name("ray")
     proc = subprocess.Popen([str(ray), "start", "--head", "--block", "--node-ip-address", "127.0.0.1", "--port", str(port),
                              "--dashboard-host", "127.0.0.1", "--dashboard-port", str(dashboard), "--include-dashboard", "true",
-                             "--num-cpus", "1", "--temp-dir", short_tmp],
+                             "--num-cpus", "1", "--temp-dir", short_tmp,
+                             # the session's own Ray runs on this machine too: give every port of this head its own
+                             # value, or its dashboard agent fails to bind and jobs find "no available agent"
+                             *[arg for flag in ("--dashboard-agent-listen-port", "--dashboard-agent-grpc-port",
+                                                "--metrics-export-port", "--ray-client-server-port",
+                                                "--runtime-env-agent-port", "--node-manager-port", "--object-manager-port")
+                               for arg in (flag, str(_free_port()))]],
                             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     address = f"http://127.0.0.1:{dashboard}"
     deadline = time.time() + 120
