@@ -60,9 +60,8 @@ def commit_sample(root: str, config: SampleConfig, docs_per_unit: int, storage_o
         raise RuntimeError(f"{root} has no committed curated shards: run `kurate curate` first")
     source = "curated-" + hashlib.sha256("\n".join(curated_units).encode()).hexdigest()[:16]
     key = UnitKey(STAGE_SAMPLE, source, config_hash(config.model_dump(mode="json")))
-    manifest = store.manifest(key)
+    manifest = store.begin(key)
     if manifest is None:
-        store.clear_tmp(key)
         con = catalog.connect()
         try:
             sample = balanced_sample(con, config.per_language, config.languages or None, config.length_strata, config.seed)
@@ -104,10 +103,9 @@ class JudgeWorker:
                    storage_options: StorageOptions | None = None) -> dict:
         store = ShardStore(root, storage_options)
         key = UnitKey(stage_of(self.config.name), chunk, judge_hash(self.config))
-        manifest = store.manifest(key)
+        manifest = store.begin(key)
         if manifest is not None:
             return {"chunk": chunk, "skipped": True, **manifest.counts}
-        store.clear_tmp(key)
         if ref.path not in self._samples:
             self._samples[ref.path] = read_sample(store, ref)
         docs = chunk_ids(self._samples[ref.path], chunk, docs_per_unit).to_pylist()

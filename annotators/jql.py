@@ -92,9 +92,9 @@ def embed_shard(curated_unit: str, root: str, config: EmbedderConfig, storage_op
     """Embed one curated shard (exactly once per embedder config)."""
     store = ShardStore(root, storage_options)
     key = embed_key(curated_unit, config)
-    if store.is_committed(key):
-        return {"unit": curated_unit, "skipped": True, **store.manifest(key).counts}
-    store.clear_tmp(key)
+    committed = store.begin(key)
+    if committed is not None:
+        return {"unit": curated_unit, "skipped": True, **committed.counts}
     manifest = next(m for m in curated_units(store) if m.unit == curated_unit)
     docs = _read(store, _output(store, manifest, "curated"), ["id", "text"])
     embedder = embedder_for(config)
@@ -213,9 +213,9 @@ def score_shard(curated_unit: str, root: str, names: list[str], embedder: Embedd
     """All heads on one curated shard's stored embeddings → ``head_scores`` (long format)."""
     store = ShardStore(root, storage_options)
     key = UnitKey(STAGE_SCORE_RAW, curated_unit, heads_hash)
-    if store.is_committed(key):
-        return {"unit": curated_unit, "skipped": True, **store.manifest(key).counts}
-    store.clear_tmp(key)
+    committed = store.begin(key)
+    if committed is not None:
+        return {"unit": curated_unit, "skipped": True, **committed.counts}
     curated = next(m for m in curated_units(store) if m.unit == curated_unit)
     languages = dict(zip(*[c.to_pylist() for c in _read(store, _output(store, curated, "curated"), ["id", "language"]).columns]))
     embedded = store.manifest(embed_key(curated_unit, embedder))
@@ -242,9 +242,8 @@ def commit_thresholds(root: str, raw_units: list[UnitKey], config: ScoreConfig, 
     files = [_output(store, store.manifest(k), "head_scores") for k in raw_units]
     version = config_hash([sorted(k.name for k in raw_units), config.model_dump(mode="json")])
     key = UnitKey(STAGE_THRESHOLDS, f"scores-{version}", version)
-    if store.is_committed(key):
+    if store.begin(key) is not None:
         return key
-    store.clear_tmp(key)
     con = Catalog(root, storage_options).connect()
     try:
         group = "language" if config.per_language else "'*'"
@@ -266,9 +265,9 @@ def finalize_scores(curated_unit: str, root: str, names: list[str], heads_hash: 
     """One column per head + ``kept`` for one curated shard → ``scores``."""
     store = ShardStore(root, storage_options)
     key = UnitKey(STAGE_SCORE, curated_unit, config_hash([heads_hash, thresholds_key.name]))
-    if store.is_committed(key):
-        return {"unit": curated_unit, "skipped": True, **store.manifest(key).counts}
-    store.clear_tmp(key)
+    committed = store.begin(key)
+    if committed is not None:
+        return {"unit": curated_unit, "skipped": True, **committed.counts}
     thresholds = _read(store, _output(store, store.manifest(thresholds_key), "thresholds")).to_pylist()
     limit = {(t["annotator"], t["language"]): t["value"] for t in thresholds}
     raw = _read(store, _output(store, store.manifest(UnitKey(STAGE_SCORE_RAW, curated_unit, heads_hash)), "head_scores"))

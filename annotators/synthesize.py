@@ -657,10 +657,9 @@ class SynthWorker:
         (skipped when already committed)."""
         store = ShardStore(root, storage_options)
         key = UnitKey(stage_of(self.config.name), unit.input, self.config_hash)
-        manifest = store.manifest(key)
+        manifest = store.begin(key)
         if manifest is not None:
             return {"unit": unit.input, "skipped": True, **manifest.counts}
-        store.clear_tmp(key)
         docs = read_sources(root, unit.ids, storage_options)
         started = time.perf_counter()
         rows, rejects, counts = self.synthesize(docs)

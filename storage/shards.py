@@ -148,6 +148,14 @@ class ShardStore:
             return []
         return sorted(os.path.basename(p.rstrip("/")) for p in self.fs.ls(tmp, detail=False))
 
+    def begin(self, key: UnitKey) -> Manifest | None:
+        """Start a unit: its commit record when it is committed already (the caller skips the work),
+        else None after removing whatever a killed earlier attempt left in the temp area."""
+        manifest = self.manifest(key)
+        if manifest is None:
+            self.clear_tmp(key)
+        return manifest
+
     def clear_tmp(self, key: UnitKey) -> None:
         """Remove temporary files a killed earlier attempt of this unit left behind."""
         tmp = join(self.path, TMP)

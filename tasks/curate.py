@@ -116,10 +116,9 @@ def filter_shard(
     """Unit 1: one shard → ``staged`` + ``signatures`` + ``rejects`` (exactly once)."""
     store = ShardStore(root, storage_options)
     key = UnitKey(STAGE_FILTER, source, work_hash)
-    committed = store.manifest(key)
+    committed = store.begin(key)
     if committed is not None:
         return ShardResult.from_counts(source, key.name, committed.counts)
-    store.clear_tmp(key)
     started = time.perf_counter()
     judge = quality_for(quality, storage_options)
     hasher = _hasher(dedup)
@@ -202,9 +201,8 @@ def dedup_run(
     new_files = [_output(store, m, "signatures") for m in new_manifests]
     run_id = hashlib.sha256("\n".join(sorted(k.name for k in new_units) + ["--"] + sorted(reference)).encode()).hexdigest()[:16]
     key = UnitKey(STAGE_DEDUP, f"run-{run_id}", final_hash)
-    committed = store.manifest(key)
+    committed = store.begin(key)
     if committed is None:
-        store.clear_tmp(key)
         started = time.perf_counter()
         con = _connection(store)
         for other in dedup.reference_roots:
@@ -233,10 +231,9 @@ def finalize_shard(
     """Unit 3: ``staged`` minus this run's duplicates → ``curated``; duplicates → ``rejects``."""
     store = ShardStore(root, storage_options)
     key = UnitKey(STAGE_FINAL, source, final_hash)
-    committed = store.manifest(key)
+    committed = store.begin(key)
     if committed is not None:
         return ShardResult.from_counts(source, key.name, committed.counts)
-    store.clear_tmp(key)
     started = time.perf_counter()
     staged_manifest, dedup_manifest = store.manifest(UnitKey(STAGE_FILTER, source, filter_hash)), store.manifest(dedup_key)
     if staged_manifest is None or dedup_manifest is None:
