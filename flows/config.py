@@ -118,7 +118,9 @@ class TrainStageConfig(BaseModel):
     mix: list[TrainSource] = Field(default_factory=lambda: [TrainSource()])
     eval_fraction: float = Field(0.05, gt=0, lt=1, description="Share of documents held out for eval (by id hash).")
     checkpoint_dir: str | None = Field(None, description="Local/shared directory (default: <root>/checkpoints).")
-    num_workers: int = Field(1, ge=1, le=1, description="Ray Train workers (ScalingConfig); 1 until the trainer has DDP.")
+    num_workers: int = Field(1, ge=1, description="Ray Train workers (ScalingConfig), one DDP rank each; "
+                             "train.overrides.batch_size is per worker, so the global batch grows with it.")
+    cpus_per_worker: float = Field(1, gt=0, description="CPUs Ray reserves for each Train worker (plus one GPU with use_gpu).")
     use_gpu: bool | None = Field(None, description="Ray Train workers on GPUs (default: when the cluster has GPUs).")
     job_address: str | None = Field(None, description="Ray dashboard address for Ray Jobs (http://host:8265); default $RAY_ADDRESS.")
 

@@ -8,7 +8,8 @@ Three ways to run the same trainer (``models/train.py``):
 * in-process (``run_training``): CPU or one GPU — the default, and what `kurate train` does without
   a Ray address;
 * Ray Train (``run_ray_train``): with ``ray.address``/``$RAY_ADDRESS``, a ``TorchTrainer`` runs the
-  trainer on a worker with the configured ``ScalingConfig`` (one worker: the trainer has no DDP yet);
+  trainer on ``train.num_workers`` workers (``ScalingConfig``), one DDP rank each: every rank packs
+  the same stream and keeps its own slice of each batch; rank 0 writes checkpoints and metrics;
 * Ray Job (the Prefect flow ``train``): submits ``python -m flows.train_job`` with a deterministic
   submission id (a retried flow run attaches to the same job instead of starting a second one),
   forwards the job's logs into the flow run, and stops the job when the flow run is cancelled.
@@ -52,8 +53,12 @@ def training_sources(root: str, stage: TrainStageConfig, storage_options: Storag
     return sources
 
 
-def run_training(root: str, stage: TrainStageConfig, storage_options: StorageOptions | None = None) -> dict:
-    """Train in this process (CPU or one GPU), resume from the run's checkpoint, commit metrics."""
+def run_training(root: str, stage: TrainStageConfig, storage_options: StorageOptions | None = None,
+                 device=None) -> dict:
+    """Train in this process (CPU or one GPU), resume from the run's checkpoint, commit metrics.
+
+    Inside a Ray Train worker this is one DDP rank (``device``: the worker's own); the trainer
+    hands metrics to rank 0 only, so the segment is committed once."""
     from models.data import ParquetMix
     from models.train import train
 
@@ -64,7 +69,7 @@ def run_training(root: str, stage: TrainStageConfig, storage_options: StorageOpt
     eval_texts = list(ParquetMix(sources, seed=cfg.seed, split="eval", eval_fraction=stage.eval_fraction, filesystem=filesystem))
     out_dir = stage.run_dir(root)
     metrics: list[dict] = []
-    summary = train(cfg, train_texts, eval_texts or None, out_dir, resume=True, on_metrics=metrics.append)
+    summary = train(cfg, train_texts, eval_texts or None, out_dir, resume=True, on_metrics=metrics.append, device=device)
     commit_metrics(root, stage, metrics, storage_options)
     return {**summary, "out_dir": out_dir, "checkpoint": os.path.join(out_dir, "checkpoint"), "steps_logged": len(metrics)}
 
@@ -95,7 +100,8 @@ def _num(value) -> float | None:
 
 
 def run_ray_train(root: str, stage: TrainStageConfig, storage_options: StorageOptions | None, address: str | None) -> dict:
-    """The same trainer inside a Ray Train ``TorchTrainer`` (ScalingConfig from the config)."""
+    """The same trainer inside a Ray Train ``TorchTrainer``: ``num_workers`` DDP ranks (gloo on CPU, NCCL
+    on GPU), each with ``cpus_per_worker`` CPUs (and a GPU with ``use_gpu``)."""
     import ray
     from ray.train import RunConfig, ScalingConfig
     from ray.train.torch import TorchTrainer
@@ -106,14 +112,17 @@ def run_ray_train(root: str, stage: TrainStageConfig, storage_options: StorageOp
 
     def loop(payload: dict) -> None:
         from ray import train as ray_train
+        from ray.train.torch import get_device
 
-        result = run_training(payload["root"], TrainStageConfig.model_validate(payload["stage"]), payload["storage_options"])
+        result = run_training(payload["root"], TrainStageConfig.model_validate(payload["stage"]), payload["storage_options"],
+                              device=get_device())
         ray_train.report({k: v for k, v in result.items() if isinstance(v, (int, float, str))})
 
     trainer = TorchTrainer(
         loop,
         train_loop_config={"root": root, "stage": stage.model_dump(mode="json"), "storage_options": storage_options or {}},
-        scaling_config=ScalingConfig(num_workers=stage.num_workers, use_gpu=use_gpu),
+        scaling_config=ScalingConfig(num_workers=stage.num_workers, use_gpu=use_gpu,
+                                     resources_per_worker={"CPU": stage.cpus_per_worker, **({"GPU": 1} if use_gpu else {})}),
         run_config=RunConfig(name=f"kurate-{stage.name}-{stage.model}", storage_path=os.path.abspath(stage.run_dir(root) + "-ray")),
     )
     result = trainer.fit()

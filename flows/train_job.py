@@ -2,8 +2,9 @@
 
     python -m flows.train_job SPEC.json      # SPEC: a PipelineConfig as JSON
 
-Runs the trainer in this process, or as Ray Train on the cluster when the config asks for more
-than one worker or for GPUs; the checkpoint in the run directory makes a resubmitted job resume.
+Runs the trainer in this process, or as Ray Train on the cluster (one DDP rank per worker) when
+the config asks for more than one worker or for GPUs; the checkpoint in the run directory makes a
+resubmitted job resume.
 """
 
 from __future__ import annotations

@@ -26,6 +26,18 @@ gives nats), units/s, bytes/s, achieved FLOP/s and, given a peak FLOP/s, MFU. FL
 are each model's flops_per_unit(): 6·P per position for every matmul weight P (forward 2·P,
 backward 4·P) plus 12·n_layer·d·ctx attention per position, per component (HAT: encoder over
 the word's bytes, pooling, backbone over words, decoder over bytes + end-of-word).
+
+Data parallel: when a torch.distributed process group with more than one rank exists (Ray Train's
+TorchTrainer sets one up: gloo on CPU, NCCL on GPU), the model is wrapped in
+DistributedDataParallel. Every rank runs the same Packer over the same stream and draws
+world_size × batch_size sequences per micro-batch, keeping slice `rank`: the ranks see different
+sequences, yet the packer position is one global value, so resume stays exact (even with another
+world size). Rank 0 fits the codec and sends it to the others. DDP averages the gradients, so one
+step over W ranks with grad_accum G equals one process with grad_accum W·G (every micro-batch
+weighs the same), before clipping and AdamW. Loss, nats, bytes and units are summed over the
+ranks for the metrics; only rank 0 evaluates, prints, calls on_metrics and writes checkpoints
+(the checkpoint directory must be shared by all ranks to resume). Without a process group
+nothing of this runs and training is what it was on one device.
 """
 
 from __future__ import annotations
@@ -215,8 +227,10 @@ class Packer:
             self.epoch, self.doc = e, i + 1  # past the end of an epoch is fine: resume skips it
         return seq
 
-    def next_batch(self, batch_size: int) -> dict[str, torch.Tensor]:
-        return self.codec.collate([self.next_sequence() for _ in range(batch_size)])
+    def next_batch(self, batch_size: int, rank: int = 0, world: int = 1) -> dict[str, torch.Tensor]:
+        """batch_size sequences: slice `rank` of the next world × batch_size (see module docstring)."""
+        seqs = [self.next_sequence() for _ in range(batch_size * world)]
+        return self.codec.collate(seqs[rank * batch_size:(rank + 1) * batch_size])
 
 
 # ---------------------------------------------------------------------------------------------
@@ -284,6 +298,34 @@ def _peak_flops(cfg: TrainConfig, device: torch.device) -> float | None:
     return None
 
 
+def _dist() -> tuple[int, int]:
+    """(rank, world size) of the torch.distributed process group; (0, 1) without one."""
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        return torch.distributed.get_rank(), torch.distributed.get_world_size()
+    return 0, 1
+
+
+def _share_codec(codec, Codec, device: torch.device):
+    """Rank 0's codec on every rank: its saved files travel through the process group, so ranks
+    never fit their own (BPE merges could tie-break differently) and need no shared disk for it."""
+    import tempfile
+
+    rank = torch.distributed.get_rank()
+    files = [None]
+    if rank == 0:
+        with tempfile.TemporaryDirectory() as d:
+            codec.save(d)
+            files[0] = {n: open(os.path.join(d, n), "rb").read() for n in os.listdir(d)}
+    torch.distributed.broadcast_object_list(files, src=0, device=device if device.type == "cuda" else None)
+    if rank == 0:
+        return codec
+    with tempfile.TemporaryDirectory() as d:
+        for name, data in files[0].items():
+            with open(os.path.join(d, name), "wb") as f:
+                f.write(data)
+        return Codec.load(d)
+
+
 def _to(batch: dict, device) -> dict:
     return {k: v.to(device, non_blocking=True) for k, v in batch.items()}
 
@@ -312,15 +354,22 @@ def evaluate(model, batches: list[dict], device, autocast, calibration: dict | N
 
 
 def train(config: TrainConfig, texts_train: Iterable[str], texts_eval: Iterable[str] | None, out_dir: str,
-          resume: bool = True, on_metrics: Callable[[dict], None] | None = None) -> dict:
+          resume: bool = True, on_metrics: Callable[[dict], None] | None = None,
+          device: str | torch.device | None = None) -> dict:
     """Train (or resume) and return a summary dict; see the module docstring.
 
     On resume, pass the same texts_train stream from its beginning: the packer skips to where the
-    checkpoint left off.
+    checkpoint left off. `device` overrides cfg.device (Ray Train passes each worker's own GPU).
+    Under a process group every rank calls this with the same arguments; only rank 0's summary
+    has a history.
     """
     cfg = config
-    device = torch.device("cuda" if cfg.device == "auto" and torch.cuda.is_available() else
+    rank, world = _dist()
+    device = torch.device(device if device is not None else
+                          "cuda" if cfg.device == "auto" and torch.cuda.is_available() else
                           "cpu" if cfg.device == "auto" else cfg.device)
+    if world > 1 and device.type == "cuda":
+        torch.cuda.set_device(device)  # NCCL collectives use the current device
     autocast = (lambda: torch.autocast("cuda", dtype=torch.bfloat16)) if device.type == "cuda" else contextlib.nullcontext
     ckpt = os.path.join(out_dir, "checkpoint")
     os.makedirs(out_dir, exist_ok=True)
@@ -340,7 +389,12 @@ def train(config: TrainConfig, texts_train: Iterable[str], texts_eval: Iterable[
             fit = head
         else:
             fit = [t for _, t in zip(range(cfg.fit_docs), texts_train)]
-        model, codec = build(cfg, fit_texts=fit)
+        if world > 1:
+            Codec = MODELS[cfg.model][1]
+            codec = _share_codec(Codec.fit(model_config(cfg), fit) if rank == 0 else None, Codec, device)
+            model, _ = build(cfg, codec=codec)
+        else:
+            model, codec = build(cfg, fit_texts=fit)
     model.to(device)
 
     decay = [p for p in model.parameters() if p.dim() >= 2]
@@ -358,7 +412,7 @@ def train(config: TrainConfig, texts_train: Iterable[str], texts_eval: Iterable[
     packer = Packer(texts_train, codec, cfg.seq_len, state["data"] if state else None)
 
     eval_batches = []
-    if texts_eval is not None:
+    if texts_eval is not None and rank == 0:
         ep = Packer(list(texts_eval), codec, cfg.seq_len, cycle=False)
         try:
             for _ in range(cfg.eval_batches):
@@ -366,11 +420,19 @@ def train(config: TrainConfig, texts_train: Iterable[str], texts_eval: Iterable[
         except StopIteration:
             pass
 
-    fmodel = torch.compile(model, dynamic=True) if cfg.compile else model
+    # DDP averages gradients across ranks during backward; buffers (rotary tables, T-FREE's α) are
+    # constants in training, so they are not re-broadcast every step
+    ddp = (torch.nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None,
+                                                      broadcast_buffers=False) if world > 1 else None)
+    fmodel = torch.compile(ddp or model, dynamic=True) if cfg.compile else (ddp or model)
     peak = _peak_flops(cfg, device)
+    if peak and world > 1:  # MFU against all ranks' devices
+        peak *= world
     n_params = sum(p.numel() for p in model.parameters())
-    if cfg.log_every:
-        print(f"{cfg.model}: {n_params / 1e6:.2f}M parameters, device {device}, from step {step}")
+    log_every = cfg.log_every if rank == 0 else 0
+    if log_every:
+        print(f"{cfg.model}: {n_params / 1e6:.2f}M parameters, device {device}, from step {step}"
+              + (f", {world} DDP ranks" if world > 1 else ""))
     history, last_eval, t_start = [], {}, time.perf_counter()
 
     while step < cfg.max_steps:
@@ -380,19 +442,23 @@ def train(config: TrainConfig, texts_train: Iterable[str], texts_eval: Iterable[
         t0 = time.perf_counter()
         loss_sum, nats, nbytes, units, has_nats = 0.0, 0.0, 0, 0, False
         try:
-            for _ in range(cfg.grad_accum):
-                batch = _to(packer.next_batch(cfg.batch_size), device)
-                with autocast():
+            for i in range(cfg.grad_accum):
+                batch = _to(packer.next_batch(cfg.batch_size, rank, world), device)
+                # DDP: accumulate locally, all-reduce once with the last micro-batch's backward
+                no_sync = ddp.no_sync() if ddp is not None and i < cfg.grad_accum - 1 else contextlib.nullcontext()
+                with no_sync, autocast():
                     out = fmodel(batch)
-                (out["loss"] / cfg.grad_accum).backward()
+                with no_sync:
+                    (out["loss"] / cfg.grad_accum).backward()
                 loss_sum += float(out["loss"].detach())
                 nbytes += out["bytes"]
                 units += cfg.batch_size * cfg.seq_len
                 if "nats" in out:
                     nats += float(out["nats"])
                     has_nats = True
-        except StopIteration:
-            print(f"training text ran out at step {step}")
+        except StopIteration:  # every rank's packer runs dry at the same step
+            if rank == 0:
+                print(f"training text ran out at step {step}")
             opt.zero_grad(set_to_none=True)
             break
         grad_norm = float(torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip))
@@ -402,6 +468,10 @@ def train(config: TrainConfig, texts_train: Iterable[str], texts_eval: Iterable[
             torch.cuda.synchronize()
         dt = time.perf_counter() - t0
         step += 1
+        if world > 1:  # global figures: mean loss over ranks, summed nats/bytes/units
+            t = torch.tensor([loss_sum, nats, nbytes, units, has_nats], dtype=torch.float64, device=device)
+            torch.distributed.all_reduce(t)
+            loss_sum, nats, nbytes, units, has_nats = float(t[0]) / world, float(t[1]), int(t[2]), int(t[3]), bool(t[4])
 
         flops = model.flops_per_unit(cfg.seq_len, nbytes / max(1, units)) * units
         m = {"step": step, "model": cfg.model, "loss": loss_sum / cfg.grad_accum, "lr": lr, "grad_norm": grad_norm,
@@ -414,10 +484,12 @@ def train(config: TrainConfig, texts_train: Iterable[str], texts_eval: Iterable[
         if eval_batches and ((cfg.eval_every and step % cfg.eval_every == 0) or step == cfg.max_steps):
             last_eval = evaluate(model, eval_batches, device, autocast, calibration=batch)
             m.update(last_eval)
-        if (cfg.checkpoint_every and step % cfg.checkpoint_every == 0) or step == cfg.max_steps:
+        if rank == 0 and ((cfg.checkpoint_every and step % cfg.checkpoint_every == 0) or step == cfg.max_steps):
             save_checkpoint(ckpt, model, codec, cfg, opt, step, packer)
+        if rank > 0:
+            continue
         history.append(m)
-        if cfg.log_every and (step % cfg.log_every == 0 or step == cfg.max_steps):
+        if log_every and (step % log_every == 0 or step == cfg.max_steps):
             line = f"step {step}/{cfg.max_steps} | loss {m['loss']:.4f}"
             if "bits_per_byte" in m:
                 line += f" | bpb {m['bits_per_byte']:.3f}"
