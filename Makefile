@@ -40,6 +40,8 @@ demo: setup $(DEMO_WARC)
 	$(BIN)/kurate query --root $(DEMO_ROOT) \
 	  "select run, max(step) as steps, round(min(loss), 3) as best_loss from metrics group by all"
 	$(BIN)/kurate generate --checkpoint $(DEMO_ROOT)/checkpoints/demo-hat/checkpoint "Die Stadt"
+	$(BIN)/kurate query --root $(DEMO_ROOT) \
+	  "select id, method, kept_units, doc_units, len(spans) as spans from coretokens order by rank"
 
 test: setup
 	$(BIN)/python -m pytest -q -ra
@@ -54,6 +56,7 @@ bench: setup
 	$(BIN)/python bench/curate_vs_datatrove.py
 	$(BIN)/python bench/jql_cpu.py
 	$(BIN)/python bench/train_cpu.py
+	$(BIN)/python bench/continual.py
 
 # GPU benchmarks (random weights of the production geometry; run on a machine with a GPU)
 bench-gpu: setup

@@ -180,6 +180,33 @@ def train(
 
 
 @app.command()
+def continual(
+    root: str = typer.Option(..., "--root", "-r", help="Root with the old and the new data."),
+    checkpoint: Optional[Path] = typer.Option(None, "--checkpoint", exists=True, file_okay=False,
+                                              help="Checkpoint to continue (default: the train stage's)."),
+    new: Optional[str] = typer.Option(None, "--new", help="Dataset with the new data, e.g. synthetic or curated."),
+    budget: Optional[float] = typer.Option(None, "--budget", help="Share of the old data's units the replay buffer trains on (0.01 = 1%)."),
+    compare: bool = typer.Option(False, "--compare", help="Also run the baselines: no replay, random and full-document coresets."),
+    config: Optional[Path] = typer.Option(None, "--config", "-c", exists=True, dir_okay=False, help="YAML config to start from."),
+    set_: Optional[list[str]] = SetOption,
+) -> None:
+    """Continue a trained checkpoint on new data with a core-tokenset replay buffer of the old data."""
+    given: dict = {"root": root, "continual": {}}
+    for key, value in (("checkpoint", str(checkpoint) if checkpoint else None), ("new", new), ("budget", budget)):
+        if value is not None:
+            given["continual"][key] = value
+    if compare:
+        given["continual"]["compare"] = True
+    cfg = _load(config, set_, given)
+    from flows.continual import continual_local
+
+    try:
+        continual_local(cfg)
+    except (RuntimeError, ValueError) as exc:
+        _fail(str(exc))
+
+
+@app.command()
 def generate(
     prompt: str = typer.Argument(..., help="Text to continue."),
     checkpoint: Path = typer.Option(..., "--checkpoint", exists=True, file_okay=False, help="A checkpoint directory."),

@@ -22,7 +22,7 @@ from tasks.curate import CurateHashes, DedupConfig
 from tasks.ingest import IngestConfig
 from tasks.quality import FilterConfig, LanguageConfig, QualityConfig, UrlFilterConfig
 
-Stage = Literal["curate", "annotate", "distill", "score", "synthesize", "train"]
+Stage = Literal["curate", "annotate", "distill", "score", "synthesize", "train", "continual"]
 
 
 class ConfigError(ValueError):
@@ -131,6 +131,34 @@ class TrainStageConfig(BaseModel):
         return os.path.join(base, f"{self.name}-{self.model}")
 
 
+class ContinualConfig(BaseModel):
+    """Continual training: a core-tokenset replay buffer from the old data, then the checkpoint
+    continued on new data mixed with it (models/coretokens.py, models/continual.py)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field("continual", pattern=r"^[A-Za-z0-9_.-]+$", description="Run name: checkpoints/<name>-<model>.")
+    checkpoint: str | None = Field(None, description="Checkpoint to continue (default: the train stage's).")
+    new: str = Field("synthetic", description="Dataset with the new data (a committed dataset with a text column).")
+    new_languages: list[str] = Field(default_factory=list, description="Keep only these languages of the new data (empty: all).")
+    old: str = Field("curated", description="Dataset the checkpoint was trained on: candidates for the replay buffer.")
+    old_languages: list[str] = Field(default_factory=list, description="Keep only these languages of the old data (empty: all).")
+    candidates: int = Field(2000, ge=1, description="Old training documents scored for the buffer (seeded sample).")
+    budget: float = Field(0.01, gt=0, le=1, description="Share of the candidates' units the buffer trains on.")
+    token_fraction: float = Field(0.1, gt=0, le=1, description="Share of each selected document's units kept (1.0: whole documents).")
+    selection: Literal["loss", "gradnorm", "craig", "random"] = Field("craig", description="Document selection.")
+    attribution: Literal["atman", "gradxinput", "full"] = Field("atman", description="Unit attribution (full: whole documents).")
+    replay_share: float = Field(0.25, ge=0, lt=1, description="Probability of a buffer document before each new document.")
+    overrides: dict[str, Any] = Field(default_factory=lambda: {"max_steps": 100, "warmup_steps": 5},
+                                      description="TrainConfig fields for the continued run (lr, max_steps …).")
+    eval_fraction: float = Field(0.05, gt=0, lt=1, description="Held-out share of old and new documents (by id hash).")
+    eval_batches: int = Field(8, ge=1, description="Batches of each held-out set for bits/byte.")
+    compare: bool = Field(False, description="Also run the baselines (no replay, random and full-document coresets).")
+    multiples: list[int] = Field(default_factory=lambda: [2, 5, 10], description="Coreset baselines at k× the budget.")
+    seed: int = 0
+    job_address: str | None = Field(None, description="Ray dashboard address for the Ray Job (default: $RAY_ADDRESS).")
+
+
 class PipelineConfig(BaseModel):
     """A whole kurate run: where data lives, which stages run, and each stage's settings."""
 
@@ -147,6 +175,7 @@ class PipelineConfig(BaseModel):
     jql: JqlConfig = Field(default_factory=JqlConfig)
     synthesize: SynthesizeConfig = Field(default_factory=SynthesizeConfig)
     train: TrainStageConfig = Field(default_factory=TrainStageConfig)
+    continual: ContinualConfig = Field(default_factory=ContinualConfig)
     ray: RayConfig = Field(default_factory=RayConfig)
 
 

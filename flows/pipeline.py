@@ -1,4 +1,5 @@
-"""The pipeline flow: runs the configured stages in order (curate, annotate, distill, score, synthesize, train).
+"""The pipeline flow: runs the configured stages in order (curate, annotate, distill, score, synthesize, train,
+continual).
 
     kurate run configs/demo.yaml
 """
@@ -12,13 +13,14 @@ from prefect.artifacts import create_markdown_artifact
 
 from flows.config import PipelineConfig, load_config
 from flows.annotate import annotate
+from flows.continual import continual_stage
 from flows.curate import curate
 from flows.jql import distill, score
 from flows.synthesize import synthesize
 from flows.train import train_stage
 
 STAGE_FLOWS = {"curate": curate, "annotate": annotate, "distill": distill, "score": score, "synthesize": synthesize,
-               "train": train_stage}
+               "train": train_stage, "continual": continual_stage}
 
 
 @flow(name="pipeline", log_prints=True)

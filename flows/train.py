@@ -135,52 +135,66 @@ def submission_id(root: str, stage: TrainStageConfig) -> str:
     return f"kurate-train-{stage.name}-{stage.model}-{config_hash([os.path.abspath(root) if '://' not in root else root, stage.model_dump(mode='json')])}"
 
 
-def _job_client(stage: TrainStageConfig):
+def job_client(address: str | None, key: str = "train.job_address"):
+    """Ray Jobs client for a dashboard address (else $RAY_JOB_ADDRESS / $RAY_ADDRESS)."""
     from ray.job_submission import JobSubmissionClient
 
-    address = stage.job_address or os.environ.get("RAY_JOB_ADDRESS") or os.environ.get("RAY_ADDRESS")
+    address = address or os.environ.get("RAY_JOB_ADDRESS") or os.environ.get("RAY_ADDRESS")
     if not address:
-        raise RuntimeError("the train flow submits a Ray Job: set train.job_address (http://HEAD:8265) or $RAY_ADDRESS")
+        raise RuntimeError(f"this flow submits a Ray Job: set {key} (http://HEAD:8265) or $RAY_ADDRESS")
     return JobSubmissionClient(address if "://" in address else f"http://{address}")
+
+
+def _job_client(stage: TrainStageConfig):
+    return job_client(stage.job_address)
+
+
+def stop_jobs(client, base: str, tag: str) -> None:
+    """Stop every running Ray Job whose submission id starts with `base`."""
+    for job in client.list_jobs():
+        if (job.submission_id or "").startswith(base) and not job.status.is_terminal():
+            client.stop_job(job.submission_id)
+            print(f"[{tag}] stopped Ray Job {job.submission_id}")
 
 
 def _stop_job_on_cancel(flow, flow_run, state) -> None:
     """Prefect cancellation hook: stop the Ray Job this flow run submitted."""
     config = PipelineConfig.model_validate(flow_run.parameters["config"])
-    client = _job_client(config.train)
-    base = submission_id(config.root, config.train)
-    for job in client.list_jobs():
-        if (job.submission_id or "").startswith(base) and not job.status.is_terminal():
-            client.stop_job(job.submission_id)
-            print(f"[train] stopped Ray Job {job.submission_id}")
+    stop_jobs(_job_client(config.train), submission_id(config.root, config.train), "train")
 
 
 @task(name="submit-train-job")
 def submit_and_follow(config_json: str, root: str, stage: TrainStageConfig) -> dict:
+    return run_ray_job(_job_client(stage), submission_id(root, stage), config_json,
+                       Path(stage.run_dir(root) + ".job.json"), "flows.train_job", "train")
+
+
+def run_ray_job(client, base: str, config_json: str, spec: Path, module: str, tag: str) -> dict:
+    """Submit `python -m MODULE SPEC` as Ray Job `base` (or attach to it), forward its logs, wait.
+
+    A job with this id that is running or succeeded is attached to (a retried flow run does not
+    train twice); after a failed one, `base-retryN` resubmits (the job resumes from its checkpoint)."""
     from ray.job_submission import JobStatus
 
-    client = _job_client(stage)
-    base = submission_id(root, stage)
     jobs = sorted((j for j in client.list_jobs() if (j.submission_id or "").startswith(base)), key=lambda j: j.submission_id)
     live = [j for j in jobs if not j.status.is_terminal() or j.status == JobStatus.SUCCEEDED]
     if live:
         job_id = live[-1].submission_id
-        print(f"[train] attaching to Ray Job {job_id} ({live[-1].status})")
+        print(f"[{tag}] attaching to Ray Job {job_id} ({live[-1].status})")
     else:
         job_id = base if not jobs else f"{base}-retry{len(jobs)}"  # the trainer resumes from its checkpoint
-        spec = Path(stage.run_dir(root) + ".job.json")
         spec.parent.mkdir(parents=True, exist_ok=True)
         spec.write_text(config_json)
         python = sys.executable if _is_local(client) else "python"
-        _submit(client, entrypoint=f"{python} -m flows.train_job {spec.resolve()}", submission_id=job_id,
+        _submit(client, entrypoint=f"{python} -m {module} {spec.resolve()}", submission_id=job_id,
                 runtime_env={"env_vars": {"PYTHONPATH": os.getcwd()}})
-        print(f"[train] submitted Ray Job {job_id}")
+        print(f"[{tag}] submitted Ray Job {job_id}")
     printed = 0
     while True:
         status = client.get_job_status(job_id)
         logs = client.get_job_logs(job_id)
         for line in logs[printed:].splitlines():
-            print(f"[train:job] {line}")
+            print(f"[{tag}:job] {line}")
         printed = len(logs)
         if status.is_terminal():
             break

@@ -75,7 +75,8 @@ class Attention(nn.Module):
         B, T, D = x.shape
         q, k, v = self.qkv(x).view(B, T, 3, self.n_head, D // self.n_head).permute(2, 0, 3, 1, 4)
         q, k = apply_rotary(q, cos, sin), apply_rotary(k, cos, sin)
-        # mask (bool, True = may attend) is only used for padded bidirectional stacks
+        # mask (bool, True = may attend) is used for padded bidirectional stacks; a float mask is an
+        # additive score bias (attention suppression, see Transformer.forward)
         y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=causal and mask is None)
         return self.proj(y.transpose(1, 2).reshape(B, T, D))
 
@@ -116,10 +117,19 @@ class Transformer(nn.Module):
         self.register_buffer("cos", cos, persistent=False)
         self.register_buffer("sin", sin, persistent=False)
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None, causal: bool = True) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None, causal: bool = True,
+                key_bias: torch.Tensor | None = None) -> torch.Tensor:
+        """key_bias (B, T), optional: added to every query's attention score on key t in every layer
+        and head. log(1 − f) scales the attention weight on that key by (1 − f) before renormalising
+        (AtMan-style suppression, models/coretokens.py); None keeps the plain causal kernel."""
         T = x.shape[1]
         assert T <= self.cfg.max_len, f"sequence of {T} exceeds max_len {self.cfg.max_len}"
         cos, sin = self.cos[:T], self.sin[:T]
+        if key_bias is not None:
+            assert causal and mask is None, "key_bias is for causal stacks without a padding mask"
+            future = torch.ones(T, T, dtype=torch.bool, device=x.device).triu(1)
+            scores = key_bias[:, None, None, :].to(x.dtype).expand(-1, 1, T, -1)
+            mask, causal = scores.masked_fill(future, float("-inf")), False
         for block in self.blocks:
             x = block(x, cos, sin, mask, causal)
         return self.norm(x)

@@ -93,10 +93,18 @@ class BPEModel(nn.Module):
 
     def forward(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         ids, count = batch["ids"], batch["count"]
-        logits = self.head(self.backbone(self.emb(ids[:, :-1]))).float()
+        kb = batch.get("key_bias")
+        h = self.backbone(self.emb(ids[:, :-1]), key_bias=None if kb is None else kb[:, :-1])
+        logits = self.head(h).float()
         ce = F.cross_entropy(logits.reshape(-1, self.vocab_size), ids[:, 1:].reshape(-1), reduction="none")
         c = count[:, 1:].reshape(-1)
-        return {"loss": ce.mean(), "nats": (ce * (c > 0)).sum().detach(), "bytes": int(c.sum())}
+        loss = ce.mean()
+        if "loss_mask" in batch:  # masked replay: a masked target token adds no loss, gradient, nats or bytes
+            keep = batch["loss_mask"][:, 1:].reshape(-1)
+            ce, c = ce * keep, c * keep
+            loss = ce.sum() / keep.sum().clamp(min=1)
+        return {"loss": loss, "nats": (ce * (c > 0)).sum().detach(), "bytes": int(c.sum()),
+                "unit_loss": ce.view(ids.shape[0], -1)}  # nats per target token
 
     @torch.no_grad()
     def generate(self, prompt: str, max_new_units: int = 16, temperature: float = 1.0, seed: int = 0) -> str:

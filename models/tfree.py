@@ -224,24 +224,31 @@ class TFree(nn.Module):
         nn.init.constant_(self.head.bias, -4.0)
         self.register_buffer("alpha", torch.tensor(1.0))  # softmax scale for bits/byte, see calibrate()
 
-    def states(self, pat: torch.Tensor) -> torch.Tensor:
+    def states(self, pat: torch.Tensor, key_bias: torch.Tensor | None = None) -> torch.Tensor:
         B, T, K = pat.shape
         x = self.emb(pat.reshape(B * T, K)).view(B, T, -1)
-        return self.backbone(x)
+        return self.backbone(x, key_bias=key_bias)
 
     def forward(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         pat, count = batch["pat"], batch["count"]
         B, T1, K = pat.shape
         T, v = T1 - 1, self.cfg.vocab_rows
-        z = self.head(self.states(pat[:, :T])).float().reshape(B * T, v)
+        kb = batch.get("key_bias")
+        z = self.head(self.states(pat[:, :T], None if kb is None else kb[:, :T])).float().reshape(B * T, v)
         tgt = pat[:, 1:].reshape(B * T, K)
         on = tgt < v
         # BCE with a multi-hot target, sparse: Σ softplus(z) − Σ_on z, averaged over N·v
-        loss = (F.softplus(z).sum() - (z.gather(1, tgt.clamp(max=v - 1)) * on).sum()) / z.numel()
-        out = {"loss": loss, "bytes": int(count[:, 1:].sum())}
+        per_unit = F.softplus(z).sum(1) - (z.gather(1, tgt.clamp(max=v - 1)) * on).sum(1)
+        cnt = count[:, 1:].reshape(-1)
+        if "loss_mask" in batch:  # masked replay: a masked target word adds no loss, gradient, nats or bytes
+            keep = batch["loss_mask"][:, 1:].reshape(-1)
+            per_unit, cnt = per_unit * keep, cnt * keep
+            loss = per_unit.sum() / (keep.sum().clamp(min=1) * v)
+        else:
+            loss = per_unit.sum() / z.numel()
+        out = {"loss": loss, "bytes": int(cnt.sum()), "unit_loss": per_unit.view(B, T) / v}
         if not self.training:
-            out.update(self._dictionary_nats(z.detach(), batch["word_id"][:, 1:].reshape(-1),
-                                             count[:, 1:].reshape(-1)))
+            out.update(self._dictionary_nats(z.detach(), batch["word_id"][:, 1:].reshape(-1), cnt))
         return out
 
     @torch.no_grad()

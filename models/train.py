@@ -91,6 +91,7 @@ class TrainConfig:
     device: str = "auto"  # auto | cpu | cuda
     compile: bool = False
     peak_flops: float | None = None  # None: 989e12 on H100, 312e12 on A100 (bf16), none on CPU
+    init_from: str | None = None  # a checkpoint whose codec and weights a fresh run starts from (continual training)
     log_every: int = 10  # print every N steps (0 = silent)
 
 
@@ -154,14 +155,26 @@ def model_config(cfg: TrainConfig):
     return C(**mc)
 
 
+def fit_codec(cfg: TrainConfig, texts: list[str]):
+    """The codec of a fresh run: the init_from checkpoint's own (continual training keeps its
+    units), else one fitted on texts."""
+    Codec = MODELS[cfg.model][1]
+    if cfg.init_from:
+        return Codec.load(_checkpoint_dir(cfg.init_from))
+    return Codec.fit(model_config(cfg), texts)
+
+
 def build(cfg: TrainConfig, codec=None, fit_texts: list[str] | None = None):
-    """→ (model, codec). Fits the codec on fit_texts unless one is given."""
+    """→ (model, codec). Fits the codec on fit_texts unless one is given; init_from loads the weights."""
     mcfg = model_config(cfg)
     _, Codec, Model = MODELS[cfg.model]
     if codec is None:
-        codec = Codec.fit(mcfg, fit_texts or [])
+        codec = fit_codec(cfg, fit_texts or [])
     torch.manual_seed(cfg.seed)
-    return Model(mcfg, codec), codec
+    model = Model(mcfg, codec)
+    if cfg.init_from:  # the optimizer, schedule and data position start afresh
+        model.load_state_dict(load_file(os.path.join(_checkpoint_dir(cfg.init_from), "model.safetensors")))
+    return model, codec
 
 
 def lr_at(cfg: TrainConfig, step: int) -> float:
@@ -176,12 +189,41 @@ def lr_at(cfg: TrainConfig, step: int) -> float:
 # packing
 
 
+class MaskedText(str):
+    """A training document that counts only some of its units (a core-tokenset replay document).
+
+    A plain `str` everywhere else (codec fitting, printing); `spans` are [start, end) ranges of
+    unit indices into codec.encode(text).
+    """
+
+    spans: tuple[tuple[int, int], ...]
+
+    def __new__(cls, text: str, spans):
+        obj = super().__new__(cls, text)
+        obj.spans = tuple((int(a), int(b)) for a, b in spans)
+        return obj
+
+    def unit_mask(self, n_units: int) -> list[bool]:
+        """[BOS] + units → keep flags, cut after the last kept unit (BOS itself is never kept)."""
+        keep = [False] * (n_units + 1)
+        for a, b in self.spans:
+            for j in range(max(0, a), min(b, n_units)):
+                keep[j + 1] = True
+        last = max((j for j, k in enumerate(keep) if k), default=0)
+        return keep[:last + 1]
+
+
 class Packer:
     """Documents → sequences of seq_len + 1 units; resumable position (epoch, doc, offset).
 
     The position names the first document still needed (its epoch and index in the stream) and
     the unit offset into it. A re-iterable source (list, ParquetMix) starts over for the next
     epoch unless cycle=False; a one-shot iterator ends training when it runs dry.
+
+    Masked replay: a document given as a `MaskedText` contributes loss only on its kept units;
+    its units after the last kept one are dropped (they would only be masked context). A batch
+    holding any masked unit gets `loss_mask` (B, seq_len + 1, bool, per unit; the models read
+    [:, 1:] for the targets); batches without one are exactly what they were before.
     """
 
     def __init__(self, texts: Iterable[str], codec, seq_len: int, state: dict | None = None,
@@ -190,7 +232,8 @@ class Packer:
         self.cyclic = (iter(texts) is not texts) if cycle is None else cycle
         s = state or {"epoch": 0, "doc": 0, "offset": 0}
         self.epoch, self.doc, self.offset = s["epoch"], s["doc"], s["offset"]
-        self.buffer: deque[tuple[int, int, list]] = deque()  # (epoch, doc index, units)
+        self.buffer: deque[tuple[int, int, list, list | None]] = deque()  # (epoch, doc index, units, keep mask)
+        self.last_mask: list[bool] | None = None  # of the latest sequence; None = every unit counts
         self.buffered = 0
         self._docs = self._doc_stream(self.epoch, self.doc)
 
@@ -211,17 +254,25 @@ class Packer:
         while self.buffered - self.offset < self.n:
             e, i, text = next(self._docs)  # StopIteration: the source ran dry
             units = [self.codec.bos] + self.codec.encode(text)
-            self.buffer.append((e, i, units))
+            mask = None
+            if isinstance(text, MaskedText):
+                mask = text.unit_mask(len(units) - 1)
+                units, mask = units[:len(mask)], mask  # mask is [BOS] + units up to the last kept one
+            self.buffer.append((e, i, units, mask))
             self.buffered += len(units)
         seq, need, k, pos = [], self.n, 0, self.offset
+        masks: list[bool] = []
         while need:
-            take = self.buffer[k][2][pos:pos + need]
+            _, _, units, mask = self.buffer[k]
+            take = units[pos:pos + need]
             seq += take
+            masks += mask[pos:pos + need] if mask is not None else [True] * len(take)
             need -= len(take)
             k, pos = k + 1, 0
+        self.last_mask = None if all(masks) else masks
         self.offset += self.n - 1  # the last unit starts the next sequence
         while self.buffer and len(self.buffer[0][2]) <= self.offset:
-            e, i, done = self.buffer.popleft()
+            e, i, done, _ = self.buffer.popleft()
             self.offset -= len(done)
             self.buffered -= len(done)
             self.epoch, self.doc = e, i + 1  # past the end of an epoch is fine: resume skips it
@@ -229,8 +280,15 @@ class Packer:
 
     def next_batch(self, batch_size: int, rank: int = 0, world: int = 1) -> dict[str, torch.Tensor]:
         """batch_size sequences: slice `rank` of the next world × batch_size (see module docstring)."""
-        seqs = [self.next_sequence() for _ in range(batch_size * world)]
-        return self.codec.collate(seqs[rank * batch_size:(rank + 1) * batch_size])
+        seqs, masks = [], []
+        for _ in range(batch_size * world):
+            seqs.append(self.next_sequence())
+            masks.append(self.last_mask)
+        lo, hi = rank * batch_size, (rank + 1) * batch_size
+        batch = self.codec.collate(seqs[lo:hi])
+        if any(m is not None for m in masks[lo:hi]):
+            batch["loss_mask"] = torch.tensor([m or [True] * self.n for m in masks[lo:hi]], dtype=torch.bool)
+        return batch
 
 
 # ---------------------------------------------------------------------------------------------
@@ -271,7 +329,7 @@ def load_checkpoint(path: str, device: str = "cpu"):
     with open(os.path.join(path, "config.json")) as f:
         cfg = TrainConfig(**json.load(f)["train"])
     codec = MODELS[cfg.model][1].load(path)
-    model, _ = build(cfg, codec=codec)
+    model, _ = build(dataclasses.replace(cfg, init_from=None), codec=codec)  # these weights, not the parent's
     model.load_state_dict(load_file(os.path.join(path, "model.safetensors")))
     return model.to(device).eval(), codec, cfg
 
@@ -391,7 +449,7 @@ def train(config: TrainConfig, texts_train: Iterable[str], texts_eval: Iterable[
             fit = [t for _, t in zip(range(cfg.fit_docs), texts_train)]
         if world > 1:
             Codec = MODELS[cfg.model][1]
-            codec = _share_codec(Codec.fit(model_config(cfg), fit) if rank == 0 else None, Codec, device)
+            codec = _share_codec(fit_codec(cfg, fit) if rank == 0 else None, Codec, device)
             model, _ = build(cfg, codec=codec)
         else:
             model, codec = build(cfg, fit_texts=fit)

@@ -167,6 +167,31 @@ SYNTHETIC = pa.schema(
     ]
 )
 
+# Core-tokenset replay buffer (continual stage): one row per kept old document, with the spans of
+# units (words for HAT/T-FREE, tokens for BPE) that replay trains on; `text` ends with the last
+# kept unit (the units before it are the context). See models/coretokens.py.
+CORETOKENS = pa.schema(
+    [
+        pa.field("id", pa.string(), nullable=False),  # the old document's id
+        pa.field("source", pa.string()),  # dataset it came from (curated, synthetic)
+        pa.field("model", pa.string()),  # hat | tfree | bpe
+        pa.field("checkpoint", pa.string()),  # the checkpoint that scored and attributed it
+        pa.field("selection", pa.string()),  # loss | gradnorm | craig | random
+        pa.field("method", pa.string()),  # atman | gradxinput | full
+        pa.field("budget", pa.float64()),  # share of the candidates' units the buffer trains on
+        pa.field("token_fraction", pa.float64()),  # share of this document's units kept
+        pa.field("rank", pa.int32()),  # selection order
+        pa.field("score", pa.float64()),  # selection score (mean loss or gradient norm; null for craig/random)
+        pa.field("doc_units", pa.int32()),
+        pa.field("kept_units", pa.int32()),
+        pa.field("spans", pa.list_(pa.struct([
+            pa.field("start", pa.int32()), pa.field("end", pa.int32()),  # [start, end) unit indices
+            pa.field("byte_start", pa.int64()), pa.field("byte_end", pa.int64()),  # UTF-8 offsets in text
+        ]))),
+        pa.field("text", pa.string()),
+    ]
+)
+
 DATASETS: dict[str, pa.Schema] = {
     "curated": CURATED,
     "rejects": REJECTS,
@@ -181,6 +206,7 @@ DATASETS: dict[str, pa.Schema] = {
     "scores": SCORES,
     "metrics": METRICS,
     "synthetic": SYNTHETIC,
+    "coretokens": CORETOKENS,
 }
 
 

@@ -1,0 +1,224 @@
+"""Core tokensets and continual training: attribution on a planted toy, masked replay gradients,
+budgeted selection, the `coretokens` dataset, and `kurate continual` end to end (CPU, seconds)."""
+
+from __future__ import annotations
+
+import os
+import random
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pytest
+import torch
+
+from models.bpe import BOS, BPECodec, BPEConfig, BPEModel
+from models.coretokens import (atman_relevance, build_buffer, doc_batch, encode_docs, gradxinput_relevance,
+                               score_documents, select_documents)
+from models.toy_corpus import german_paragraphs
+from models.train import MaskedText, Packer, build, preset, train
+from storage.catalog import Catalog
+from storage.schemas import CURATED
+from storage.shards import ShardStore, UnitKey
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+KEYS = [f"k{i}" for i in range(6)]
+FILLERS = [f"f{i}" for i in range(12)]
+
+
+def _word_codec() -> BPECodec:
+    """A word-level tokenizer behind the BPE codec: one token per planted word."""
+    from tokenizers import Tokenizer, models, pre_tokenizers
+
+    vocab = {BOS: 0, **{w: i + 1 for i, w in enumerate(KEYS + FILLERS)}}
+    tok = Tokenizer(models.WordLevel(vocab, unk_token=BOS))
+    tok.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    return BPECodec(tok)
+
+
+def _planted(rng: random.Random) -> str:
+    """key, five random fillers, the key again: only the first unit tells the last one."""
+    key = rng.choice(KEYS)
+    return " ".join([key, *rng.choices(FILLERS, k=5), key])
+
+
+@pytest.fixture(scope="module")
+def planted_model():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # module fixtures run before the per-test one_torch_thread
+    torch.manual_seed(0)
+    codec = _word_codec()
+    model = BPEModel(BPEConfig(d_model=32, n_layer=1, n_head=2, max_len=16), codec)
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-2)
+    rng = random.Random(0)
+    for _ in range(250):
+        batch = doc_batch(codec, [codec.encode(_planted(rng)) for _ in range(32)])
+        model(batch)["loss"].backward()
+        opt.step()
+        opt.zero_grad()
+    torch.set_num_threads(threads)
+    return model, codec
+
+
+def test_attribution_ranks_the_planted_unit_first(planted_model):
+    model, codec = planted_model
+    rng = random.Random(7)
+    docs = [codec.encode(_planted(rng)) for _ in range(8)]
+    # the model did learn the copy: the last unit is cheap, the fillers are not
+    loss = model(doc_batch(codec, docs))["unit_loss"].detach()
+    assert float(loss[:, -1].mean()) < 0.3 < float(loss[:, 1:-1].mean())
+    for units in docs:
+        assert int(np.argmax(atman_relevance(model, codec, units))) == 0
+    # gradient×input gives one value per unit (the last feeds nothing); on this toy it does not find
+    # the key reliably: the well-predicted last unit's loss gradient is saturated (see BENCHMARKS)
+    rels = gradxinput_relevance(model, codec, docs)
+    assert [len(r) for r in rels] == [len(d) for d in docs] and all(r[-1] == 0 and r[:-1].sum() > 0 for r in rels)
+
+
+def _small(kind: str):
+    mc = {"hat": {}, "tfree": {"vocab_rows": 512, "wordfreq_top": 0}, "bpe": {"vocab_size": 400}}[kind]
+    return preset("tiny", kind, seq_len=16, batch_size=4, max_steps=6, warmup_steps=2, log_every=0,
+                  eval_batches=1, model_config={**mc, "d_model": 64, "n_layer": 1, "n_head": 2})
+
+
+def _grads(model, batch) -> list[torch.Tensor]:
+    model.zero_grad()
+    out = model(batch)
+    out["loss"].backward()
+    return [p.grad.clone() if p.grad is not None else torch.zeros_like(p) for p in model.parameters()]
+
+
+@pytest.mark.parametrize("kind", ["hat", "tfree", "bpe"])
+def test_masked_units_contribute_no_gradient(kind):
+    texts = german_paragraphs(30)
+    model, codec = build(_small(kind), fit_texts=texts)
+    seqs = [([codec.bos] + codec.encode(t))[:10] for t in texts[:3]]
+    plain = codec.collate(seqs)
+    # an all-true mask is the plain path: same loss, nats and bytes
+    ones = {**plain, "loss_mask": torch.ones(3, 10, dtype=torch.bool)}
+    a, b = model(plain), model(ones)
+    assert torch.allclose(a["loss"], b["loss"]) and a["bytes"] == b["bytes"]
+    # mask every row's last unit (only a target, never an input) and one middle unit
+    mask = torch.ones(3, 10, dtype=torch.bool)
+    mask[:, -1] = False
+    mask[0, 4] = False
+    batch = {**plain, "loss_mask": mask}
+    other = [s[:-1] + [codec.encode(" Zwischenfrühstück")[0]] for s in seqs]  # new targets where masked
+    batch2 = {**codec.collate(other), "loss_mask": mask}
+    for g1, g2 in zip(_grads(model, batch), _grads(model, batch2)):
+        assert torch.allclose(g1, g2, atol=1e-6)
+    out = model(batch)
+    assert out["bytes"] == int((plain["count"] * mask)[:, 1:].sum())
+    assert float(out["unit_loss"].detach()[~mask[:, 1:]].abs().sum()) == 0.0
+    # the masked unit's gradient really is gone: dropping it by hand from the mean gives the same loss
+    kept = out["unit_loss"][mask[:, 1:]]
+    if kind == "bpe":
+        assert torch.allclose(out["loss"], kept.mean())
+
+
+def test_packer_masks_replay_documents():
+    texts = german_paragraphs(6)
+    _, codec = build(_small("hat"), fit_texts=texts)
+    replay = MaskedText(texts[0], [(2, 4)])
+    packer = Packer([replay, texts[1]], codec, 16, cycle=False)
+    batch = packer.next_batch(2)
+    m = batch["loss_mask"]
+    # [BOS] + units: kept units 2, 3 → positions 3, 4; the replay document ends after them
+    assert m[0, :5].tolist() == [False, False, False, True, True] and m[0, 5:].all()
+    assert batch["lens"][0, 5] == 1  # the next document's BOS starts right after the last kept unit
+    assert "loss_mask" not in Packer([texts[1]], codec, 16).next_batch(1)
+
+
+def test_selection_picks_the_budget():
+    texts = german_paragraphs(60, seed=5)
+    model, codec = build(_small("bpe"), fit_texts=texts)
+    units = encode_docs(codec, texts, 17)
+    scores = score_documents(model, codec, units)
+    total = int(scores.units.sum())
+    assert scores.grad_emb.shape == (60, 64) and (scores.grad_norm > 0).all()
+    for method in ("loss", "gradnorm", "craig", "random"):
+        picked = select_documents(scores, 0.2 * total, method)
+        held = sum(len(units[i]) for i in picked)
+        assert len(set(picked)) == len(picked)
+        assert held >= 0.2 * total > held - len(units[picked[-1]])  # the last pick crosses the budget
+    assert select_documents(scores, 0.2 * total, "loss")[0] == int(np.argmax(scores.loss))
+    docs = [(f"d{i}", t) for i, t in enumerate(texts)]
+    rows = build_buffer(model, codec, docs, budget=0.02, token_fraction=0.1, window=17, scores=scores, units=units)
+    kept = sum(r["kept_units"] for r in rows)
+    assert 0.02 * total <= kept <= 0.02 * total + 2 * len(rows)  # ceil per document
+    for r in rows:
+        raw = texts[int(r["id"][1:])].encode()
+        for s in r["spans"]:
+            assert raw[s["byte_start"]:s["byte_end"]].decode() in r["text"]
+
+
+def _english(n: int, seed: int) -> list[str]:
+    rng = random.Random(seed)
+    who, does, what = ["The miller", "A teacher", "My aunt", "The gardener"], ["buys", "paints", "sells", "finds"], \
+        ["red apples", "an old bicycle", "three chairs", "fresh bread"]
+    return [" ".join(f"{rng.choice(who)} {rng.choice(does)} {rng.choice(what)}." for _ in range(rng.randint(2, 4)))
+            for _ in range(n)]
+
+
+@pytest.fixture(scope="module")
+def continual_root(tmp_path_factory):
+    """Old German and new English documents in `curated`, and a tiny BPE checkpoint trained on the German."""
+    root = tmp_path_factory.mktemp("continual") / "root"
+    de, en = german_paragraphs(240, seed=11), _english(160, seed=12)
+    rows = [{"id": f"de{i:04d}", "text": t, "language": "de"} for i, t in enumerate(de)]
+    rows += [{"id": f"en{i:04d}", "text": t, "language": "en"} for i, t in enumerate(en)]
+    with ShardStore(str(root)).open_unit(UnitKey("curate", "toy.warc.gz", "t"), ["curated", "rejects"]) as unit:
+        unit.write("curated", pa.Table.from_pylist(rows, schema=CURATED))
+    torch.set_num_threads(1)
+    cfg = preset("tiny", "bpe", seq_len=32, batch_size=4, max_steps=20, warmup_steps=2, log_every=0,
+                 model_config={"vocab_size": 400, "d_model": 64, "n_layer": 1, "n_head": 2})
+    train(cfg, de, None, str(root / "checkpoints" / "demo-bpe"))
+    return str(root)
+
+
+def _config(root: str, **continual):
+    from flows.config import load_config
+
+    return load_config(None, [], {"root": root, "train": {"model": "bpe"}, "continual": {
+        "new": "curated", "new_languages": ["en"], "old_languages": ["de"], "budget": 0.02,
+        "eval_fraction": 0.1, "eval_batches": 2, "overrides": {"max_steps": 4, "warmup_steps": 1, "log_every": 0},
+        **continual}})
+
+
+def test_comparison_runs_every_arm(continual_root):
+    from flows.continual import run_continual
+
+    result = run_continual(_config(continual_root, name="cmp", compare=True, multiples=[2],
+                                   selection="loss", attribution="gradxinput"))
+    arms = [r["arm"] for r in result["comparison"]]
+    assert arms[:2] == ["before continuing", "no replay"] and len(arms) == 7 and arms[-1].startswith("core tokenset")
+    assert all(np.isfinite(r["old_bpb"]) and np.isfinite(r["new_bpb"]) for r in result["comparison"])
+    # continuing on English moves the English figure
+    assert result["comparison"][1]["new_delta"] != 0
+
+
+@pytest.mark.e2e
+def test_kurate_continual_end_to_end(prefect_server, continual_root):
+    kurate = str(Path(sys.executable).with_name("kurate"))
+    env = {**os.environ, "PREFECT_API_URL": prefect_server}
+    ckpt = os.path.join(continual_root, "checkpoints", "demo-bpe", "checkpoint")
+    args = [kurate, "continual", "--root", continual_root, "--checkpoint", ckpt, "--new", "curated", "--budget", "0.02",
+            "--set", "continual.new_languages=[en]", "--set", "continual.old_languages=[de]",
+            "--set", "continual.eval_fraction=0.1", "--set", "continual.eval_batches=2",
+            "--set", "continual.overrides={max_steps: 5, warmup_steps: 1, log_every: 0}"]
+    done = subprocess.run(args, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    cat = Catalog(continual_root)
+    buf = cat.query("select id, method, selection, kept_units, doc_units, len(spans) as n from coretokens").to_pylist()
+    assert buf and all(r["method"] == "atman" and r["selection"] == "craig" and r["id"].startswith("de") for r in buf)
+    assert all(0 < r["kept_units"] <= r["doc_units"] and r["n"] >= 1 for r in buf)
+    steps = cat.query("select step, metrics from metrics where run = 'continual-bpe' order by step").to_pylist()
+    assert [r["step"] for r in steps] == [1, 2, 3, 4, 5] and "old_bits_per_byte" in steps[-1]["metrics"]
+    assert (Path(continual_root) / "checkpoints" / "continual-bpe" / "checkpoint" / "model.safetensors").exists()
+    # a re-run reuses the committed buffer and resumes the finished run
+    again = subprocess.run(args, env=env, capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0 and "already committed" in again.stdout + again.stderr
+    assert len(cat.query("select id from coretokens").to_pylist()) == len(buf)
