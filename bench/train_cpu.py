@@ -1,7 +1,7 @@
 """HAT vs T-FREE vs BPE at the `tiny` preset on real German prose, on CPU.
 
     .venv/bin/python bench/train_cpu.py                       # 200 steps each, all cores
-    .venv/bin/python bench/train_cpu.py --steps 100 --threads 2
+    .venv/bin/python bench/train_cpu.py --steps 100 --threads 2 --models hat
 
 Data: ../shared/data/german-prose.txt.gz (one paragraph per line). Every 50th paragraph is
 held out for evaluation (the first 400 of those are used); the rest is the training stream.
@@ -48,6 +48,7 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=200)
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0 = default)")
     ap.add_argument("--data", default=DATA)
+    ap.add_argument("--models", nargs="+", default=["hat", "tfree", "bpe"], choices=["hat", "tfree", "bpe"])
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -61,7 +62,7 @@ def main() -> None:
     print(f"HAT split: {n_bytes / hat_words:.2f} bytes/word; T-FREE split: {n_bytes / tfree_units:.2f} bytes/unit")
 
     rows = []
-    for kind in ("hat", "tfree", "bpe"):
+    for kind in args.models:
         cfg = preset("tiny", kind, max_steps=args.steps, warmup_steps=max(1, args.steps // 10),
                      eval_batches=8, log_every=max(1, args.steps // 4), fit_docs=5000)
         with tempfile.TemporaryDirectory() as out:

@@ -111,3 +111,30 @@ def test_generation_is_valid_utf8_and_stops_at_word_end():
         w.decode("utf-8")
         assert END_OF_WORD not in w
     assert model.generate("x", 3, 0.0, 0) == model.generate("x", 3, 0.0, 1)  # greedy ignores the seed
+
+
+def test_length_buckets_give_the_padded_loss_and_gradients():
+    import dataclasses
+
+    from models.train import Packer
+
+    torch.manual_seed(0)
+    cfg = HATConfig(d_model=32, n_layer=1, n_head=2, enc_d=16, dec_d=16, max_len=64)
+    codec = HATCodec(cfg.max_word_bytes)
+    texts = ["Donaudampfschifffahrtsgesellschaftskapitänsmützenabzeichen " * 3, "x" * 90 + " " + "ü" * 40,
+             *german_paragraphs(30)]
+    batch = Packer(texts, codec, 48).next_batch(12)
+    assert batch["lens"].max() > 64  # every bucket, including the rest above the last bound, is used
+    bucketed = HAT(cfg, codec)
+    padded = HAT(dataclasses.replace(cfg, byte_buckets=()), codec)
+    padded.load_state_dict(bucketed.state_dict())
+    outs = []
+    for model in (bucketed, padded):
+        out = model(batch)
+        out["loss"].backward()
+        outs.append(out)
+    assert outs[0]["loss"].item() == pytest.approx(outs[1]["loss"].item(), rel=1e-5)
+    assert outs[0]["nats"].item() == pytest.approx(outs[1]["nats"].item(), rel=1e-5)
+    assert outs[0]["bytes"] == outs[1]["bytes"]
+    for (name, a), b in zip(bucketed.named_parameters(), padded.parameters()):
+        torch.testing.assert_close(a.grad, b.grad, rtol=1e-4, atol=1e-6, msg=name)
