@@ -237,11 +237,12 @@ class HAT(nn.Module):
 
     # -- pieces shared by training and generation --
 
-    def word_states(self, x: torch.Tensor, lens: torch.Tensor) -> torch.Tensor:
-        """x (B, T, L) padded word bytes, lens (B, T) → predictive embeddings (B, T, d_model)."""
+    def word_states(self, x: torch.Tensor, lens: torch.Tensor, key_bias: torch.Tensor | None = None) -> torch.Tensor:
+        """x (B, T, L) padded word bytes, lens (B, T) → predictive embeddings (B, T, d_model).
+        key_bias (B, T): optional attention-score bias per word in the backbone (see Transformer)."""
         B, T, L = x.shape
         words = self.embed_words(x.reshape(B * T, L), lens.reshape(B * T)).view(B, T, -1)
-        return self.backbone(words)
+        return self.backbone(words, key_bias=key_bias)
 
     def embed_words(self, x: torch.Tensor, lens: torch.Tensor) -> torch.Tensor:
         """x (N, L) padded word bytes, lens (N,) → one vector per word (N, d_model), per length bucket."""
@@ -280,15 +281,22 @@ class HAT(nn.Module):
         x, lens, count = batch["bytes"], batch["lens"], batch["count"]
         B, T1, L = x.shape
         T = T1 - 1
-        z = self.word_states(x[:, :T], lens[:, :T]).reshape(B * T, -1)
+        kb = batch.get("key_bias")
+        z = self.word_states(x[:, :T], lens[:, :T], None if kb is None else kb[:, :T]).reshape(B * T, -1)
         y, ylen = x[:, 1:].reshape(B * T, L), lens[:, 1:].reshape(B * T)
         ce = self.word_nats(z, y, ylen)  # nats per target word
         n_targets = (ylen + 1).sum()
         counted = count[:, 1:].reshape(B * T) > 0
+        nbytes = count[:, 1:]
+        if "loss_mask" in batch:  # masked replay: a masked target word adds no loss, gradient, nats or bytes
+            keep = batch["loss_mask"][:, 1:].reshape(B * T)
+            ce, counted, nbytes = ce * keep, counted & keep, nbytes * keep.view(B, T)
+            n_targets = ((ylen + 1) * keep).sum().clamp(min=1)
         return {
             "loss": ce.sum() / n_targets,
             "nats": (ce * counted).sum().detach(),
-            "bytes": int(count[:, 1:].sum()),
+            "bytes": int(nbytes.sum()),
+            "unit_loss": ce.view(B, T),  # nats per target word (attribution and selection use it)
         }
 
     # -- generation: encoder → backbone → decoder until the word ends --
