@@ -169,7 +169,8 @@ def train(
     config: Optional[Path] = typer.Option(None, "--config", "-c", exists=True, dir_okay=False, help="YAML config to start from."),
     set_: Optional[list[str]] = SetOption,
 ) -> None:
-    """Train a model on the root's data: in-process (CPU or one GPU), or with Ray Train when a Ray address is set."""
+    """Train a model on the root's data: in-process (CPU or one GPU), or with Ray Train when a Ray address is set
+    (train.num_workers DDP ranks)."""
     cfg = _load(config, set_, {"root": root, "train": {"model": model.value, "preset": preset}})
     from flows.train import train_local
 
