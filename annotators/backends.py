@@ -154,19 +154,26 @@ class TransformersBackend:
             start += len(chunk)
         return results
 
-    def generate(self, prompts: Sequence[str], n: int, max_new_tokens: int, temperature: float, seed: int) -> list[Result]:
+    def generate(self, prompts: Sequence[str], n: int, max_new_tokens: int, temperature: float, seed: int,
+                 top_p: float | None = None, repetition_penalty: float | None = None, stop: Sequence[str] = ()) -> list[Result]:
+        """n samples per prompt. ``stop`` ends a sequence early (the stop string stays in the text:
+        callers cut at it); batches are formed by prompt length so little padding is decoded."""
         results: list[Result] = [None] * len(prompts)
         order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
         start, size = 0, max(1, self.batch_size // max(n, 1))
+        sampling = {"do_sample": temperature > 0, "temperature": temperature if temperature > 0 else None,
+                    "top_p": top_p if temperature > 0 else None, "top_k": None, "repetition_penalty": repetition_penalty}
+
         while start < len(order):
             chunk = order[start : start + size]
             batch = self.tokenizer([prompts[i] for i in chunk], return_tensors="pt", padding=True, add_special_tokens=False).to(self.device)
             self.torch.manual_seed(seed + start)
+            if stop:
+                sampling["stopping_criteria"] = [_StopStrings(self.tokenizer, stop, batch["input_ids"].shape[1])]
             try:
                 with self.torch.inference_mode():
                     out = self.model.generate(
-                        **batch, do_sample=temperature > 0, temperature=temperature if temperature > 0 else None,
-                        top_p=None, top_k=None, max_new_tokens=max_new_tokens, num_return_sequences=n,
+                        **batch, **sampling, max_new_tokens=max_new_tokens, num_return_sequences=n,
                         pad_token_id=self.tokenizer.pad_token_id,
                     )
             except self.torch.cuda.OutOfMemoryError:
@@ -180,6 +187,25 @@ class TransformersBackend:
                 results[index] = texts[row * n : (row + 1) * n]
             start += len(chunk)
         return results
+
+
+class _StopStrings:
+    """Stopping criterion: a row is done once a stop string appears in its last few generated tokens.
+
+    transformers' own ``stop_strings`` needs a tokenizer whose tokens map back to byte strings, which
+    word-level tokenizers do not; decoding a short tail works with any tokenizer."""
+
+    TAIL = 16  # tokens; longer than any stop string we use
+
+    def __init__(self, tokenizer, stops: Sequence[str], prompt_tokens: int):
+        self.tokenizer, self.stops, self.prompt_tokens = tokenizer, [s for s in stops if s], prompt_tokens
+
+    def __call__(self, input_ids, scores, **kwargs):
+        import torch
+
+        generated = input_ids[:, self.prompt_tokens:]  # the prompt itself may hold a stop string
+        tails = self.tokenizer.batch_decode(generated[:, -self.TAIL:], skip_special_tokens=True)
+        return torch.tensor([any(s in t for s in self.stops) for t in tails], device=input_ids.device)
 
 
 class OpenAIBackend:
@@ -256,9 +282,17 @@ class OpenAIBackend:
             results.append(ScoreDistribution([p / mass for p in per_score], mass))
         return results
 
-    def generate(self, prompts: Sequence[str], n: int, max_new_tokens: int, temperature: float, seed: int) -> list[Result]:
+    def generate(self, prompts: Sequence[str], n: int, max_new_tokens: int, temperature: float, seed: int,
+                 top_p: float | None = None, repetition_penalty: float | None = None, stop: Sequence[str] = ()) -> list[Result]:
+        extra: dict = {}
+        if top_p is not None:
+            extra["top_p"] = top_p
+        if repetition_penalty is not None:
+            extra["repetition_penalty"] = repetition_penalty  # vLLM/TGI extension of the completions API
+        if stop:
+            extra["stop"] = list(stop)[:4]  # the OpenAI API takes at most 4; callers cut at all of them anyway
         payloads = [{"model": self.model, "prompt": p, "max_tokens": max_new_tokens, "temperature": temperature,
-                     "n": n, "seed": seed} for p in prompts]
+                     "n": n, "seed": seed, **extra} for p in prompts]
         results: list[Result] = []
         for reply in self._run(payloads):
             if isinstance(reply, str):
@@ -291,6 +325,8 @@ class VllmBackend:
             results.append(ScoreDistribution([p / mass for p in per_score], mass) if mass > 0 else "no score token among the top logprobs")
         return results
 
-    def generate(self, prompts: Sequence[str], n: int, max_new_tokens: int, temperature: float, seed: int) -> list[Result]:
-        params = self._sampling(n=n, max_tokens=max_new_tokens, temperature=temperature, seed=seed)
+    def generate(self, prompts: Sequence[str], n: int, max_new_tokens: int, temperature: float, seed: int,
+                 top_p: float | None = None, repetition_penalty: float | None = None, stop: Sequence[str] = ()) -> list[Result]:
+        params = self._sampling(n=n, max_tokens=max_new_tokens, temperature=temperature, seed=seed, top_p=top_p or 1.0,
+                                repetition_penalty=repetition_penalty or 1.0, stop=list(stop) or None)
         return [[o.text for o in out.outputs] for out in self.llm.generate(list(prompts), params)]

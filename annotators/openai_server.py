@@ -2,9 +2,9 @@
 
     python -m annotators.openai_server --model PATH_OR_ID [--host 127.0.0.1] [--port 8000]
 
-It serves ``/v1/models`` and ``/v1/completions`` (prompt, max_tokens, temperature, n, seed,
-logprobs = number of top log-probabilities of the first generated token), which is what the
-``openai`` judge backend uses. It exists so the judge's HTTP path is tested against a real server,
+It serves ``/v1/models`` and ``/v1/completions`` (prompt, max_tokens, temperature, top_p, n, seed,
+stop, repetition_penalty (the vLLM extension), logprobs = number of top log-probabilities of the
+first generated token), which is what the ``openai`` judge and generator backends use. It exists so the judge's HTTP path is tested against a real server,
 and to serve a local judge on a workstation; for production use vLLM or another real server.
 """
 
@@ -28,6 +28,9 @@ class CompletionRequest(BaseModel):
     temperature: float = 1.0
     n: int = 1
     seed: int | None = None
+    top_p: float | None = None
+    repetition_penalty: float | None = None
+    stop: str | list[str] | None = None
     logprobs: int | None = None
 
 
@@ -59,8 +62,12 @@ def build_app(backend: TransformersBackend, model_name: str) -> FastAPI:
                     "finish_reason": "length",
                 })
                 continue
-            texts = backend.generate([prompt], request.n, request.max_tokens, request.temperature, request.seed or 0)[0]
+            stop = [request.stop] if isinstance(request.stop, str) else list(request.stop or [])
+            texts = backend.generate([prompt], request.n, request.max_tokens, request.temperature, request.seed or 0,
+                                     top_p=request.top_p, repetition_penalty=request.repetition_penalty, stop=stop)[0]
             for i, text in enumerate(texts):
+                cuts = [text.find(s) for s in stop if s in text]  # as OpenAI servers do: the stop string is not returned
+                text = text[: min(cuts)] if cuts else text
                 choices.append({"index": p_index * request.n + i, "text": text, "logprobs": None, "finish_reason": "stop"})
         return {"id": f"cmpl-{uuid.uuid4().hex}", "object": "text_completion", "created": int(time.time()),
                 "model": model_name, "choices": choices}

@@ -5,12 +5,17 @@
               ``docs_per_unit`` documents (the resume granularity)
     chunks    each document is split into paragraph-aligned chunks that fit the model's context
               (counted with the backend's tokenizer), with optional paragraph overlap; every chunk
-              has a stable id and a prompt type drawn from the configured mix, seeded per chunk
+              has a stable id and a prompt type drawn from the configured mix, seeded per chunk (or
+              every active type, ``every_type``)
     generate  the judges' backends (transformers / openai / vllm); chat template (``style: chat``)
-              or a few-shot prompt for base models (``style: fewshot``); stop strings cut afterwards
+              or a few-shot prompt for base models (``style: fewshot``, the default: the embedded
+              generator is gemma-3-270m base); top_p, repetition penalty, stop strings (the backend
+              stops early; the text is cut at the first stop string afterwards)
     gates     every generation: length (absolute and relative to its source), refusal / meta text /
-              prompt echo, language ID, the curate stage's repetition and quality filters, and a
-              MinHash similarity band against its source; the first failing gate decides
+              prompt echo (instruction lines, or copying a worked example), language ID, the curate
+              stage's repetition and quality filters, and a MinHash similarity band against its
+              source plus n-gram containment in it (a copied paragraph of a long source is a near
+              copy too); the first failing gate decides
     commit    accepted rows → ``synthetic``; rejected ones → ``rejects`` (stage ``synthesize``), both
               in one unit of stage ``synthesize-<name>``: committed units are skipped on re-runs
 
@@ -21,7 +26,6 @@ The gates are plain functions (``check_*``) so they can be used and tested on th
 from __future__ import annotations
 
 import hashlib
-import inspect
 import json
 import random
 import re
@@ -35,7 +39,7 @@ import pyarrow as pa
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from annotators.judge import EMBEDDED_JUDGE_MODEL, JudgeConfig, make_backend
+from annotators.judge import JudgeConfig, make_backend
 from storage.catalog import Catalog
 from storage.fs import StorageOptions
 from storage.schemas import REJECTS, SYNTHETIC
@@ -46,6 +50,9 @@ DEFAULT_MIX = {"wikipedia": 0.3, "summary": 0.2, "qa": 0.2, "list": 0.15, "simpl
 REJECT_STAGE = "synthesize"
 PROMPTS_DIR = Path(__file__).with_name("prompts")
 UNBOUNDED = 10**9
+# gemma-3-270m base (Gemma Terms of Use): writes fluent German continuations, so with few-shot prompts
+# it is the embedded generator; SmolLM2-135M-Instruct follows a chat template but writes English.
+EMBEDDED_GENERATOR_MODEL = "embedded:gemma-3-270m"
 
 
 def stage_of(name: str) -> str:
@@ -65,7 +72,8 @@ class GeneratorConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     backend: Literal["transformers", "openai", "vllm"] = "transformers"
-    model: str = Field(EMBEDDED_JUDGE_MODEL, description="HF id, local path, the server's model name, or embedded:smollm2-135m-instruct.")
+    model: str = Field(EMBEDDED_GENERATOR_MODEL, description="HF id, local path, the server's model name, or an embedded model "
+                       "(embedded:gemma-3-270m, embedded:smollm2-135m-instruct).")
     dtype: Literal["auto", "bf16", "fp16", "fp32"] = "auto"
     batch_size: int = Field(8, ge=1, description="Prompts per generate batch (transformers; halves on CUDA OOM).")
     base_url: str | None = Field(None, description="openai backend: server URL, e.g. http://127.0.0.1:8000")
@@ -87,7 +95,9 @@ class SamplingConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     temperature: float = Field(0.7, ge=0)
-    top_p: float | None = Field(0.9, gt=0, le=1, description="Used when the backend's generate accepts top_p; else omitted (recorded).")
+    top_p: float | None = Field(0.9, gt=0, le=1, description="Nucleus sampling; empty: off.")
+    repetition_penalty: float | None = Field(None, gt=0, description="> 1 discourages repeating tokens (transformers, vLLM, vLLM's "
+                                             "OpenAI server); small base models loop without it.")
     max_new_tokens: int = Field(512, ge=1)
     stop: list[str] = Field(default_factory=list, description="Generations are cut at the first stop string (after generation).")
     samples: int = Field(1, ge=1, description="Generations per chunk.")
@@ -120,6 +130,12 @@ class GateConfig(BaseModel):
                                description="Curate filters applied to generations (tasks/filters).")
     filter_params: str | None = Field(None, description="Filter thresholds YAML (default tasks/filter_params.yaml).")
     max_jaccard: float = Field(0.8, gt=0, le=1, description="Estimated Jaccard with the source at or above this: near copy.")
+    max_containment: float = Field(0.8, gt=0, le=1, description="Share of the generation's word n-grams found in its source at or "
+                                   "above this: near copy (a copied part of a long source has a low Jaccard).")
+    min_source_words: float = Field(0.3, ge=0, le=1, description="Share of the generation's distinct content words (6+ letters) "
+                                    "that occur in its source below this: off_topic (a rewrite that forgot its source); 0 turns it off.")
+    max_example_overlap: float = Field(0.5, gt=0, le=1, description="Share of the generation's word n-grams found in one of the "
+                                       "prompt's worked examples at or above this: prompt_echo.")
     min_jaccard: float = Field(0.0, ge=0, le=1, description="Below this (for min_jaccard_types): too dissimilar; 0 turns it off.")
     min_jaccard_types: list[str] = Field(default_factory=lambda: ["wikipedia", "simple"])
     ngram: int = Field(5, ge=1, description="MinHash word n-gram size.")
@@ -132,9 +148,11 @@ class SynthesizeConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field("smollm2", pattern=r"^[A-Za-z0-9_.-]+$", description="Unit stage name part: synthesize-<name>.")
+    name: str = Field("gemma", pattern=r"^[A-Za-z0-9_.-]+$", description="Unit stage name part: synthesize-<name>.")
     generator: GeneratorConfig = Field(default_factory=GeneratorConfig)
-    style: Literal["chat", "fewshot"] = Field("chat", description="chat: the model's chat template (instruct models); fewshot: an example-led prompt (base models).")
+    style: Literal["chat", "fewshot"] = Field("fewshot", description="chat: the model's chat template (instruct models); fewshot: an "
+                                              "example-led prompt (base models such as the embedded gemma-3-270m).")
+    every_type: bool = Field(False, description="Rewrite every chunk in each active prompt type (default: one type per chunk, drawn from the mix).")
     mix: dict[str, float] = Field(default_factory=lambda: dict(DEFAULT_MIX), description="Prompt type → share of chunks.")
     types: list[str] = Field(default_factory=list, description="Only these prompt types (mix renormalised over them); empty: all in mix.")
     prompts: dict[str, str] = Field(default_factory=dict, description="Prompt type → YAML path replacing the built-in prompt.")
@@ -344,6 +362,27 @@ def _normalise(text: str) -> str:
     return " ".join(re.sub(r"[^\w\s]", " ", text.lower()).split())
 
 
+def word_ngrams(text: str, n: int) -> set[tuple[str, ...]]:
+    """Normalised word n-grams (the whole text as one gram when it is shorter than n words)."""
+    words = _normalise(text).split()
+    if len(words) < n:
+        return {tuple(words)} if words else set()
+    return {tuple(words[i:i + n]) for i in range(len(words) - n + 1)}
+
+
+def source_word_share(text: str, source: str, min_letters: int = 6) -> float:
+    """Share of ``text``'s distinct content words (≥ min_letters letters: mostly nouns, verbs and
+    adjectives, few function words) that occur in ``source``; 1.0 when it has none."""
+    words = {w for w in _normalise(text).split() if len(w) >= min_letters and not w.isdigit()}
+    return len(words & set(_normalise(source).split())) / len(words) if words else 1.0
+
+
+def containment(text: str, reference: str, n: int) -> float:
+    """Share of ``text``'s word n-grams that also occur in ``reference`` (exact, not estimated)."""
+    grams = word_ngrams(text, n)
+    return len(grams & word_ngrams(reference, n)) / len(grams) if grams else 0.0
+
+
 REFUSAL_PATTERNS = [
     r"\bals (eine )?(ki|künstliche intelligenz)\b", r"\bals (ein )?(sprachmodell|ki-modell|ki-assistent)\b",
     r"\bich kann (dir |ihnen )?(dabei )?(leider )?(nicht|keine[nm]?)\b", r"\bich bin (leider )?nicht in der lage\b",
@@ -405,6 +444,10 @@ def check_meta(text: str, prompt: SynthPrompt | None, gates: GateConfig) -> Reje
         for line in prompt.instruction_lines():
             if line in normalised:
                 return Rejection("prompt_echo", None, f"repeats the instruction {line[:80]!r}")
+        for index, (_, example) in enumerate(prompt.examples):  # base models like to copy a worked example
+            overlap = containment(text, example, gates.ngram)
+            if overlap >= gates.max_example_overlap:
+                return Rejection("prompt_echo", overlap, f"{overlap:.0%} of its {gates.ngram}-grams come from worked example {index + 1}")
     return None
 
 
@@ -433,8 +476,14 @@ def check_similarity(text: str, source: str, prompt_type: str, hasher, gates: Ga
     similarity = float(jaccard_estimate(signatures[0], signatures[1]))
     if similarity >= gates.max_jaccard:
         return Rejection("near_copy", similarity, f"estimated Jaccard {similarity:.2f} ≥ {gates.max_jaccard} with the source"), similarity
+    copied = containment(text, source, gates.ngram)
+    if copied >= gates.max_containment:
+        return Rejection("near_copy", copied, f"{copied:.0%} of its {gates.ngram}-grams are in the source (≥ {gates.max_containment:.0%})"), similarity
     if gates.min_jaccard > 0 and prompt_type in gates.min_jaccard_types and similarity < gates.min_jaccard:
         return Rejection("too_dissimilar", similarity, f"estimated Jaccard {similarity:.2f} < {gates.min_jaccard} ({prompt_type})"), similarity
+    shared = source_word_share(text, source)
+    if shared < gates.min_source_words:
+        return Rejection("off_topic", shared, f"{shared:.0%} of its content words occur in the source (< {gates.min_source_words:.0%})"), similarity
     return None, similarity
 
 
@@ -541,13 +590,6 @@ def synth_hash(config: SynthesizeConfig, prompts: dict[str, SynthPrompt] | None 
 # --- the worker -----------------------------------------------------------------------------------
 
 
-def _generate_accepts_top_p(backend) -> bool:
-    try:
-        return "top_p" in inspect.signature(backend.generate).parameters
-    except (TypeError, ValueError):
-        return False
-
-
 class SynthWorker:
     """One loaded generator (plus the gates) that rewrites unit after unit; one per Ray actor."""
 
@@ -558,16 +600,17 @@ class SynthWorker:
         self.backend = backend if backend is not None else make_backend(config.generator.judge_config())
         self.renderer = self.backend.renderer
         self.gates = Gates(config.gates)
-        self.top_p = config.sampling.top_p if config.sampling.top_p is not None and _generate_accepts_top_p(self.backend) else None
-        self.stops = list(config.sampling.stop) + (["\n\nText:", "\nText:\n"] if config.style == "fewshot" else [])
+        # a base model that finished its answer goes on with the next worked example: "Text:" or the answer label
+        fewshot_stops = ["\nText:"] + sorted({f"\n{p.fewshot_label}:" for p in self.prompts.values()})
+        self.stops = list(config.sampling.stop) + (fewshot_stops if config.style == "fewshot" else [])
         self.chunk_tokens = self._chunk_budget()
         self.config_hash = synth_hash(config, self.prompts)
         self.chunking_key = config_hash({"tokens": self.chunk_tokens, "overlap": config.chunking.overlap_paragraphs,
                                          "model": config.generator.model})
         s = config.sampling
         self.params_json = json.dumps({
-            "backend": config.generator.backend, "style": config.style, "temperature": s.temperature, "top_p": self.top_p,
-            "top_p_requested": s.top_p, "max_new_tokens": s.max_new_tokens, "stop": self.stops, "samples": s.samples,
+            "backend": config.generator.backend, "style": config.style, "temperature": s.temperature, "top_p": s.top_p,
+            "repetition_penalty": s.repetition_penalty, "max_new_tokens": s.max_new_tokens, "stop": self.stops, "samples": s.samples,
             "seed": s.seed, "chunk_tokens": self.chunk_tokens, "overlap_paragraphs": config.chunking.overlap_paragraphs,
         }, sort_keys=True, ensure_ascii=False)
 
@@ -593,7 +636,8 @@ class SynthWorker:
         return min(self.config.chunking.max_tokens, budget)
 
     def chunks(self, doc: dict) -> list[dict]:
-        """The document's chunks that get rewritten, each with its stable id and prompt type."""
+        """The document's chunks that get rewritten, each with its stable id and prompt type (one entry per
+        type and chunk with ``every_type``)."""
         c = self.config.chunking
         texts = chunk_document(doc.get("text") or "", self.count_tokens, self.chunk_tokens, c.overlap_paragraphs)
         indexed = [(i, t) for i, t in enumerate(texts) if len(t) >= c.min_chars]
@@ -603,8 +647,9 @@ class SynthWorker:
         out = []
         for index, text in indexed:
             cid = chunk_id(doc["id"], self.chunking_key, index)
-            out.append({"source_id": doc["id"], "url": doc.get("url"), "chunk_index": index, "chunk_id": cid, "text": text,
-                        "prompt_type": assign_type(cid, self.mix, self.config.seed)})
+            types = list(self.mix) if self.config.every_type else [assign_type(cid, self.mix, self.config.seed)]
+            out += [{"source_id": doc["id"], "url": doc.get("url"), "chunk_index": index, "chunk_id": cid, "text": text,
+                     "prompt_type": t} for t in types]
         return out
 
     def synthesize(self, docs: list[dict]) -> tuple[list[dict], list[dict], dict]:
@@ -612,8 +657,8 @@ class SynthWorker:
         s = self.config.sampling
         chunks = [c for d in docs for c in self.chunks(d)]
         prompts = [self.render(self.prompts[c["prompt_type"]], c["text"]) for c in chunks]
-        kwargs = {"top_p": self.top_p} if self.top_p is not None else {}
-        results = self.backend.generate(prompts, s.samples, s.max_new_tokens, s.temperature, s.seed, **kwargs) if prompts else []
+        results = self.backend.generate(prompts, s.samples, s.max_new_tokens, s.temperature, s.seed, top_p=s.top_p,
+                                        repetition_penalty=s.repetition_penalty, stop=self.stops) if prompts else []
         rows, rejects = [], []
         per_type = {t: {"generated": 0, "accepted": 0} for t in self.mix}
         reasons: Counter = Counter()
@@ -648,7 +693,7 @@ class SynthWorker:
                     "detail": json.dumps({"source_id": chunk["source_id"], "chunk_id": chunk["chunk_id"], "chunk_index": chunk["chunk_index"],
                                           "prompt_type": spec.type, "why": r.detail, "text": text[:300]}, ensure_ascii=False),
                 })
-        counts = {"docs": len(docs), "chunks": len(chunks), "generated": sum(v["generated"] for v in per_type.values()),
+        counts = {"docs": len(docs), "chunks": len({c["chunk_id"] for c in chunks}), "generated": sum(v["generated"] for v in per_type.values()),
                   "accepted": len(rows), "rejected": len(rejects), "per_type": per_type, "reasons": dict(reasons)}
         return rows, rejects, counts
 

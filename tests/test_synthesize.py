@@ -85,11 +85,12 @@ def gates():
 
 
 def _config(model: str, **extra) -> SynthesizeConfig:
-    body = {"name": "tiny", "generator": {"model": model, "batch_size": 4},
+    body = {"name": "tiny", "generator": {"model": model, "batch_size": 4}, "style": "chat",
             "sampling": {"max_new_tokens": 24, "temperature": 0.7, "stop": ["###"]},
             "chunking": {"max_tokens": 64, "min_chars": 200}, "docs_per_unit": 2,
-            # the forced passage is ~700 chars whatever the chunk: let every type be up to 5× its source
-            "gates": {"length_ratio": {t: (0.05, 5.0) for t in PROMPT_TYPES}}}
+            # the forced passage is ~700 chars and about the Danube whatever the chunk: let every type be up to
+            # 5× its source, and turn the off-topic gate off
+            "gates": {"length_ratio": {t: (0.05, 5.0) for t in PROMPT_TYPES}, "min_source_words": 0}}
     body.update(extra)
     return SynthesizeConfig.model_validate(body)
 
@@ -141,7 +142,19 @@ def test_each_gate_rejects_with_its_reason(gates):
     assert check_similarity(GOOD, source, "wikipedia", gates.hasher, g)[0] is None
     far, low = check_similarity(FORCED_TEXT, source, "simple", gates.hasher, GateConfig(min_jaccard=0.3))
     assert far.reason == "too_dissimilar" and low < 0.3
-    assert check_similarity(FORCED_TEXT, source, "summary", gates.hasher, GateConfig(min_jaccard=0.3))[0] is None  # not a rephrasing type
+    assert check_similarity(FORCED_TEXT, source, "summary", gates.hasher, GateConfig(min_jaccard=0.3, min_source_words=0))[0] is None  # not a rephrasing type
+    # a fluent German text about something else: hardly any of its content words are in the source
+    off, _ = check_similarity(FORCED_TEXT, source, "summary", gates.hasher, g)
+    assert off.reason == "off_topic" and off.value < g.min_source_words
+    # a copied paragraph of a long source: low Jaccard, but its n-grams are all in the source
+    long_source = "\n\n".join(SOURCES[k] for k in ("de-bahn", "de-wald", "de-brot", "de-unkept"))
+    paragraph = SOURCES["de-wald"].split("\n\n")[1]
+    copied, jaccard = check_similarity(paragraph, long_source, "summary", gates.hasher, g)
+    assert jaccard < g.max_jaccard and copied.reason == "near_copy" and copied.value == 1.0 and "5-grams" in copied.detail
+    # a base model copying the prompt's worked example instead of rewriting the document
+    example = summary.examples[0][1]
+    copied_example = check_meta(example + " " + GOOD[:120], summary, g)
+    assert copied_example.reason == "prompt_echo" and copied_example.value >= g.max_example_overlap and "worked example 1" in copied_example.detail
     # all gates together: the first failing one decides, a good rewrite passes
     assert gates.check(GOOD, source, "summary", summary).accepted
     assert gates.check(source, source, "wikipedia", summary).rejection.reason == "near_copy"
@@ -211,7 +224,7 @@ def test_stage_commits_synthetic_with_provenance_and_resumes(tmp_path, generator
     assert all(r["prompt_type"] in PROMPT_TYPES and r["model"] == generator and r["prompt_tokens"] > 0 and r["completion_tokens"] > 0
                for r in rows)
     params = json.loads(rows[0]["generation_params"])
-    assert params["temperature"] == 0.7 and params["max_new_tokens"] == 24 and params["stop"] == ["###"] and params["top_p"] is None
+    assert params["temperature"] == 0.7 and params["max_new_tokens"] == 24 and params["stop"] == ["###"] and params["top_p"] == 0.9
     assert len({r["id"] for r in rows}) == len(rows)
     # provenance: every synthetic row joins back to its curated source
     joined = catalog.query("""select s.source_id, c.url, count(*) as n from synthetic s join curated c on c.id = s.source_id
@@ -235,6 +248,30 @@ def test_stage_commits_synthetic_with_provenance_and_resumes(tmp_path, generator
     assert catalog.query("select count(*) as n from synthetic").to_pylist() == [{"n": len(rows)}]
     assert catalog.query("select count(*) as n from rejects where stage = 'synthesize'").to_pylist() == [{"n": 1}]
     assert len(ShardStore(root).manifests(stage_of("tiny"))) == len(units)
+
+
+def test_transformers_backend_stops_early_at_a_stop_string(generator):
+    from annotators.backends import TransformersBackend
+
+    backend = TransformersBackend(generator, "fp32", batch_size=2)
+    prompts = ["Text: Die Donau.\n\nZusammenfassung:", "Text: Der Rhein.\n\nZusammenfassung:"]
+    full = backend.generate(prompts, 1, 40, 0.0, 0)
+    stopped = backend.generate(prompts, 1, 40, 0.0, 0, top_p=0.9, repetition_penalty=1.0, stop=[FORCED[2]])
+    for whole, early in zip(full, stopped):
+        assert FORCED[-1] in whole[0]
+        assert FORCED[2] in early[0] and FORCED[3] not in early[0]  # generation ended at the stop string, not max tokens
+
+
+def test_every_type_rewrites_each_chunk_in_all_types(tmp_path, generator):
+    root = str(tmp_path / "root")
+    _commit_root(root, with_scores=False)
+    config = _config(generator, style="fewshot", every_type=True, max_docs=1, chunking={"max_tokens": 4000, "min_chars": 200})
+    worker = SynthWorker(config)
+    assert {"\nText:", "\nZusammenfassung:", "\nWichtige Punkte:"} <= set(worker.stops)  # a base model's next example is cut
+    results = _run_all(root, config, worker)
+    rows = Catalog(root).query("select source_id, chunk_id, prompt_type from synthetic").to_pylist()
+    assert sorted(r["prompt_type"] for r in rows) == sorted(PROMPT_TYPES) and len({r["chunk_id"] for r in rows}) == 1
+    assert results[0]["chunks"] == 1 and results[0]["generated"] == len(PROMPT_TYPES)
 
 
 def test_without_scores_all_german_docs_and_fewshot_style(tmp_path, generator):
@@ -269,3 +306,16 @@ def test_synthesize_flow_on_ray(prefect_server, ray_local, tmp_path, generator):
     again = synthesize(config)
     assert again["skipped_units"] == 2 and again["generated_now"] == 0
     assert Catalog(root).query("select count(*) as n from synthetic").to_pylist()[0]["n"] == n
+
+
+def test_embedded_generator_gguf_assembles_from_its_chunk_wheels(tmp_path):
+    """The default generator's GGUF is assembled (and sha256-checked by the wheel) from four chunk
+    wheels; converting it to a transformers folder is left to the demo (~1.5 min)."""
+    from annotators.models import EMBEDDED, gguf_location
+    from annotators.synthesize import EMBEDDED_GENERATOR_MODEL
+
+    directory, filename = gguf_location(EMBEDDED[EMBEDDED_GENERATOR_MODEL], tmp_path)
+    path = directory / filename
+    assert path.parent == tmp_path and path.stat().st_size > 200_000_000
+    with open(path, "rb") as f:
+        assert f.read(4) == b"GGUF"
