@@ -1,6 +1,6 @@
 """Core tokensets vs sample coresets for continual training, on CPU.
 
-    .venv/bin/python bench/continual.py                       # ~5–8 minutes on 2 cores
+    .venv/bin/python bench/continual.py                       # ~12–17 minutes on a shared 2-core box
     .venv/bin/python bench/continual.py --model hat --pretrain-steps 300 --steps 60
 
 Old domain: English web text from ../shared/data/web-sample.warc.gz, through kurate's own ingest
@@ -10,8 +10,10 @@ on it, then continued for `--steps` on German prose (../shared/data/german-prose
 replay buffer drawn from the English training documents. Arms (models/continual.py
 compare_replay): no replay; random-sample and selected (--selection) full-document coresets at the
 core tokenset's unit budget (1×) and 2×/5×/10× it; the core tokenset (--selection documents,
---attribution units, --budget of the old units). Printed: held-out English (old) and German (new)
-bits/byte after each arm, and the change from the pre-trained checkpoint.
+--attribution units, --budget of the old units). Every arm replays --replay-share of the
+loss-bearing units (models/continual.py ReplayMix). Printed: held-out English (old) and German
+(new) bits/byte after each arm, the change from the pre-trained checkpoint, and the share of
+sequence positions spent on replay (masked context included).
 """
 
 from __future__ import annotations
@@ -57,7 +59,7 @@ def main() -> None:
     ap.add_argument("--token-fraction", type=float, default=0.1)
     ap.add_argument("--selection", default="craig", choices=["loss", "gradnorm", "craig", "random"])
     ap.add_argument("--attribution", default="atman", choices=["atman", "gradxinput"])
-    ap.add_argument("--replay-share", type=float, default=0.25)
+    ap.add_argument("--replay-share", type=float, default=0.25, help="share of the loss-bearing units replayed")
     ap.add_argument("--german-docs", type=int, default=4000)
     ap.add_argument("--threads", type=int, default=0)
     args = ap.parse_args()
@@ -87,10 +89,12 @@ def main() -> None:
                               replay_share=args.replay_share)
     print(f"\nmodel {args.model} tiny; pre-training {args.pretrain_steps} steps ({t_pre:.0f} s); {args.steps} "
           f"continued steps per arm; replay share {args.replay_share}; wall {time.perf_counter() - t0:.0f} s\n")
-    print("| arm | buffer docs | kept units (share of old) | old (en) bits/byte | Δ old | new (de) bits/byte | Δ new |")
-    print("|---|---:|---:|---:|---:|---:|---:|")
+    print("| arm | buffer docs | kept units (share of old) | replayed positions | old (en) bits/byte | Δ old "
+          "| new (de) bits/byte | Δ new |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|")
     for r in rows:
-        print(f"| {r['arm']} | {r['buffer_docs']} | {r['kept_units']} ({100 * r['kept_share']:.1f}%) | {r['old_bpb']:.3f} | "
+        print(f"| {r['arm']} | {r['buffer_docs']} | {r['kept_units']} ({100 * r['kept_share']:.1f}%) | "
+              f"{100 * r['replay_positions']:.0f}% | {r['old_bpb']:.3f} | "
               f"{r['old_delta']:+.3f} | {r['new_bpb']:.3f} | {r['new_delta']:+.3f} |")
 
 

@@ -148,7 +148,7 @@ class ContinualConfig(BaseModel):
     token_fraction: float = Field(0.1, gt=0, le=1, description="Share of each selected document's units kept (1.0: whole documents).")
     selection: Literal["loss", "gradnorm", "craig", "random"] = Field("craig", description="Document selection.")
     attribution: Literal["atman", "gradxinput", "full"] = Field("atman", description="Unit attribution (full: whole documents).")
-    replay_share: float = Field(0.25, ge=0, lt=1, description="Probability of a buffer document before each new document.")
+    replay_share: float = Field(0.25, ge=0, lt=1, description="Share of the trained (loss-bearing) units that come from the replay buffer.")
     overrides: dict[str, Any] = Field(default_factory=lambda: {"max_steps": 100, "warmup_steps": 5},
                                       description="TrainConfig fields for the continued run (lr, max_steps …).")
     eval_fraction: float = Field(0.05, gt=0, lt=1, description="Held-out share of old and new documents (by id hash).")

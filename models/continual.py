@@ -10,9 +10,20 @@ same codec and weights, a fresh optimizer and schedule, its own checkpoint direc
 continual job resumes exactly). Replay documents are `MaskedText`s: they count only their kept
 units (core tokenset) or all of them (sample coresets).
 
-`ReplayMix` draws, before each new document, buffer documents with probability replay_share
-each (seeded; the buffer cycles), so about replay_share of the documents in the stream are
-replayed whatever the buffer's size.
+`ReplayMix` interleaves the buffer (cycled in order) with the new documents so that replay_share
+of the *loss-bearing units* — the units the model is trained to predict — come from the buffer,
+whatever the buffer's size and however many of its documents' units are masked. A new document
+bears all its units plus its BOS (the previous document's last unit predicts it); a replay
+`MaskedText` bears only its kept units (a core-tokenset document ≈ token_fraction of its units, a
+full-document coreset document all of them; the masked context before a kept unit is input only).
+Rule: before each new document, buffer documents are emitted while the replayed loss-bearing units
+R are below replay_share / (1 − replay_share) × the new loss-bearing units N including that
+document, so at every point of the stream R / (R + N) is replay_share up to one buffer document.
+Deterministic (no draws), so a resumed run re-iterates exactly the same stream. Since steps are
+packed sequences of that stream, a step's expected share of replayed loss-bearing units is
+replay_share in every arm. What differs between arms at equal token budget is which tokens the
+buffer stores (its kept units); a masked arm also spends sequence positions on masked context, so
+it sees fewer new units per step than a full-document arm at the same share.
 
 `compare_replay` continues the same checkpoint once per arm — no replay; a random-sample coreset
 and a full-document (selected) coreset at the core tokenset's unit budget and at k× it; the core
@@ -29,23 +40,40 @@ from typing import Callable, Iterable, Sequence
 import numpy as np
 
 from models.coretokens import build_buffer, encode_docs, replay_texts, score_documents
-from models.train import Packer, evaluate, load_checkpoint, train
+from models.train import MaskedText, Packer, evaluate, load_checkpoint, train
+
+
+def loss_units(codec) -> Callable[[str], int]:
+    """text → its loss-bearing units in training: kept units of a MaskedText, else all units + BOS."""
+
+    def count(text: str) -> int:
+        n = len(codec.encode(text))
+        return sum(text.unit_mask(n)) if isinstance(text, MaskedText) else n + 1
+
+    return count
 
 
 class ReplayMix:
-    """Re-iterable stream: the new documents with buffer documents interleaved (see module docstring)."""
+    """Re-iterable stream: the new documents with buffer documents interleaved so that replay_share
+    of the loss-bearing units (counted by `units`, e.g. loss_units(codec)) are replayed; see the
+    module docstring."""
 
-    def __init__(self, new: Iterable[str], buffer: Sequence[str], replay_share: float, seed: int = 0):
+    def __init__(self, new: Iterable[str], buffer: Sequence[str], replay_share: float,
+                 units: Callable[[str], int]):
         assert 0 <= replay_share < 1, "replay_share must be in [0, 1)"
-        self.new, self.buffer, self.share, self.seed = new, list(buffer), replay_share, seed
+        self.new, self.share, self.units = new, replay_share, units
+        weighed = [(t, units(t)) for t in buffer] if replay_share > 0 else []
+        self.buffer = [(t, w) for t, w in weighed if w > 0]  # a document with no kept unit replays nothing
 
     def __iter__(self):
-        rng = np.random.default_rng(self.seed)
-        k = 0
+        ratio = self.share / (1 - self.share)
+        replayed, new, k = 0, 0, 0
         for text in self.new:
-            while self.buffer and rng.random() < self.share:
-                yield self.buffer[k % len(self.buffer)]
-                k += 1
+            new += self.units(text) if self.buffer else 0
+            while self.buffer and replayed < ratio * new:
+                doc, w = self.buffer[k % len(self.buffer)]
+                yield doc
+                replayed, k = replayed + w, k + 1
             yield text
 
 
@@ -68,9 +96,9 @@ def continue_training(checkpoint: str, new_texts: Iterable[str], replay: Sequenc
                       overrides: dict | None = None, replay_share: float = 0.25,
                       on_metrics: Callable[[dict], None] | None = None) -> dict:
     """Train from `checkpoint` on new_texts mixed with replay documents; resumes from out_dir."""
-    _, _, cfg = load_checkpoint(checkpoint)
+    _, codec, cfg = load_checkpoint(checkpoint)
     cfg = dataclasses.replace(cfg, init_from=os.path.abspath(checkpoint), **(overrides or {}))
-    stream = ReplayMix(new_texts, replay, replay_share if replay else 0.0, seed=cfg.seed)
+    stream = ReplayMix(new_texts, replay, replay_share if replay else 0.0, loss_units(codec))
     return train(cfg, stream, None, out_dir, resume=True, on_metrics=on_metrics)
 
 
@@ -112,13 +140,18 @@ def compare_replay(checkpoint: str, old_docs: list[tuple[str, str]], new_texts: 
         continue_training(checkpoint, new_texts, replay_texts(rows_), run_dir, overrides, replay_share)
         bpb = _evaluate(os.path.join(run_dir, "checkpoint"), evals, cfg.seq_len, eval_batches)
         kept = sum(r["kept_units"] for r in rows_)
+        # sequence positions per replayed loss-bearing unit (masked context included) → replayed share of positions
+        per = sum(len(t.unit_mask(len(codec.encode(t)))) for t in replay_texts(rows_)) / max(1, kept)
+        positions = replay_share * per / (replay_share * per + 1 - replay_share) if rows_ else 0.0
         row = {"arm": arm, "budget": share, "buffer_docs": len(rows_), "kept_units": kept,
-               "kept_share": kept / max(1, total), "old_bpb": bpb["old"], "new_bpb": bpb["new"],
+               "kept_share": kept / max(1, total), "replay_positions": positions,
+               "old_bpb": bpb["old"], "new_bpb": bpb["new"],
                "old_delta": bpb["old"] - start["old"], "new_delta": bpb["new"] - start["new"]}
         log(f"[continual] {arm}: {len(rows_)} docs, {kept} kept units; old {bpb['old']:.4f} "
             f"({row['old_delta']:+.4f}), new {bpb['new']:.4f} ({row['new_delta']:+.4f})")
         rows.append(row)
     rows.insert(0, {"arm": "before continuing", "budget": 0.0, "buffer_docs": 0, "kept_units": 0, "kept_share": 0.0,
+                    "replay_positions": 0.0,
                     "old_bpb": start["old"], "new_bpb": start["new"], "old_delta": 0.0, "new_delta": 0.0})
     return rows
 

@@ -1,5 +1,6 @@
 """Core tokensets and continual training: attribution on a planted toy, masked replay gradients,
-budgeted selection, the `coretokens` dataset, and `kurate continual` end to end (CPU, seconds)."""
+the replay share in loss-bearing units, budgeted selection, the `coretokens` dataset, `kurate
+continual` end to end and the `continual` flow as a Ray Job (conftest `ray_head`; CPU)."""
 
 from __future__ import annotations
 
@@ -155,6 +156,49 @@ def test_selection_picks_the_budget():
             assert raw[s["byte_start"]:s["byte_end"]].decode() in r["text"]
 
 
+@pytest.mark.parametrize("masked", [True, False], ids=["core-tokens", "full-documents"])
+def test_replay_share_counts_loss_bearing_units(masked):
+    from models.continual import ReplayMix, loss_units
+
+    old, new = german_paragraphs(20, seed=4), _english(300, seed=5)
+    _, codec = build(_small("bpe"), fit_texts=old + new[:50])
+    # core tokens: every 10th unit of each buffer document; full documents: all of them
+    buffer = [MaskedText(t, [(j, j + 1) for j in range(0, len(codec.encode(t)), 10)] if masked
+                         else [(0, len(codec.encode(t)))]) for t in old]
+    share, seq_len, batch_size, steps = 0.25, 16, 4, 100
+    mix = ReplayMix(new, buffer, share, loss_units(codec))
+    # the stream flattened to ([BOS] + units) positions: loss-bearing?, replayed?
+    docs = list(mix)
+    bears, replayed = [], []
+    for d in docs:
+        n = len(codec.encode(d))
+        keep = d.unit_mask(n) if isinstance(d, MaskedText) else [True] * (n + 1)
+        bears += keep
+        replayed += [d in buffer] * len(keep)
+    packer = Packer(mix, codec, seq_len)
+    for step in range(steps):
+        batch = packer.next_batch(batch_size)
+        # the real packer's loss mask is this flat stream cut into seq_len + 1 windows (one unit of overlap)
+        lo = step * batch_size * seq_len
+        flat = [bears[lo + j * seq_len:lo + j * seq_len + seq_len + 1] for j in range(batch_size)]
+        assert batch.get("loss_mask", torch.ones(batch_size, seq_len + 1, dtype=torch.bool)).tolist() == flat
+    # targets of the run: positions 1 … steps · batch_size · seq_len of the stream
+    end = steps * batch_size * seq_len + 1
+    trained = [r for b, r in zip(bears[1:end], replayed[1:end]) if b]
+    assert len(trained) > 1500 and abs(sum(trained) / len(trained) - share) < 0.02, sum(trained) / len(trained)
+    # sequence positions: a core-tokenset document also spends them on its masked context
+    positions = sum(replayed[1:end]) / (end - 1)
+    assert positions > 2 * share if masked else abs(positions - share) < 0.02, positions
+    # deterministic: a packer resumed mid-run continues with the same batches
+    state, rest = Packer(mix, codec, seq_len), []
+    for _ in range(10):
+        state.next_batch(batch_size)
+    resumed = Packer(mix, codec, seq_len, state=state.state())
+    for _ in range(5):
+        a, b = state.next_batch(batch_size), resumed.next_batch(batch_size)
+        assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
 def _english(n: int, seed: int) -> list[str]:
     rng = random.Random(seed)
     who, does, what = ["The miller", "A teacher", "My aunt", "The gardener"], ["buys", "paints", "sells", "finds"], \
@@ -212,8 +256,10 @@ def test_kurate_continual_end_to_end(prefect_server, continual_root):
     done = subprocess.run(args, env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     cat = Catalog(continual_root)
-    buf = cat.query("select id, method, selection, kept_units, doc_units, len(spans) as n from coretokens").to_pylist()
-    assert buf and all(r["method"] == "atman" and r["selection"] == "craig" and r["id"].startswith("de") for r in buf)
+    # the module's other runs commit buffers too (other selection/attribution): this run's is craig + atman
+    mine = "from coretokens where selection = 'craig' and method = 'atman'"
+    buf = cat.query(f"select id, kept_units, doc_units, len(spans) as n {mine}").to_pylist()
+    assert buf and all(r["id"].startswith("de") for r in buf)
     assert all(0 < r["kept_units"] <= r["doc_units"] and r["n"] >= 1 for r in buf)
     steps = cat.query("select step, metrics from metrics where run = 'continual-bpe' order by step").to_pylist()
     assert [r["step"] for r in steps] == [1, 2, 3, 4, 5] and "old_bits_per_byte" in steps[-1]["metrics"]
@@ -221,4 +267,26 @@ def test_kurate_continual_end_to_end(prefect_server, continual_root):
     # a re-run reuses the committed buffer and resumes the finished run
     again = subprocess.run(args, env=env, capture_output=True, text=True, timeout=600)
     assert again.returncode == 0 and "already committed" in again.stdout + again.stderr
-    assert len(cat.query("select id from coretokens").to_pylist()) == len(buf)
+    assert len(cat.query(f"select id {mine}").to_pylist()) == len(buf)
+
+
+@pytest.mark.e2e
+def test_continual_flow_submits_a_ray_job_once(prefect_server, continual_root, ray_head):
+    from ray.job_submission import JobSubmissionClient
+
+    from flows.continual import continual_flow, submission_id
+
+    # its own selection/attribution, so its buffer is told apart from the end-to-end test's in `coretokens`
+    config = _config(continual_root, name="job", job_address=ray_head, selection="random", attribution="gradxinput",
+                     overrides={"max_steps": 3, "warmup_steps": 1, "log_every": 0})
+    result = continual_flow(config)
+    assert result["job"] == submission_id(config) and "SUCCEEDED" in result["status"]
+    assert result["run"] == "job-bpe" and result["steps"] == 3 and result["buffer_docs"] > 0
+    cat = Catalog(continual_root)
+    steps = cat.query("select step, metrics from metrics where run = 'job-bpe' order by step").to_pylist()
+    assert [r["step"] for r in steps] == [1, 2, 3] and "old_bits_per_byte" in steps[-1]["metrics"]
+    assert (Path(result["checkpoint"]) / "model.safetensors").exists()
+    # a retried flow run attaches to the finished job instead of continuing again
+    again = continual_flow(config)
+    assert again["job"] == result["job"] and again["steps"] == 3
+    assert [j.submission_id for j in JobSubmissionClient(ray_head).list_jobs()] == [result["job"]]
