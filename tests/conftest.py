@@ -1,4 +1,5 @@
-"""Shared fixtures: real components only — a Prefect test server, a local Ray, an S3 server on loopback."""
+"""Shared fixtures: real components only — a Prefect test server, a local Ray, a separate Ray head with
+the Jobs API, an S3 server on loopback."""
 
 from __future__ import annotations
 
@@ -52,6 +53,55 @@ def ray_local():
     ray.init(num_cpus=2, include_dashboard=False, logging_level="WARNING")
     yield ray
     ray.shutdown()
+
+
+@pytest.fixture()
+def ray_head(tmp_path):
+    """A separate local Ray head with the dashboard (Jobs API) on 127.0.0.1, stopped afterwards."""
+    import shutil
+    import tempfile
+
+    short_tmp = tempfile.mkdtemp(prefix="kray", dir="/tmp")  # Ray's socket paths must stay under 107 bytes
+    port, dashboard = free_port(), free_port()
+    env = {**os.environ, "RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0"}
+    ray = Path(sys.executable).with_name("ray")
+    proc = subprocess.Popen([str(ray), "start", "--head", "--block", "--node-ip-address", "127.0.0.1", "--port", str(port),
+                             "--dashboard-host", "127.0.0.1", "--dashboard-port", str(dashboard), "--include-dashboard", "true",
+                             "--num-cpus", "1", "--temp-dir", short_tmp,
+                             # the session's own Ray runs on this machine too: give every port of this head its own
+                             # value, or its dashboard agent fails to bind and jobs find "no available agent"
+                             *[arg for flag in ("--dashboard-agent-listen-port", "--dashboard-agent-grpc-port",
+                                                "--metrics-export-port", "--ray-client-server-port",
+                                                "--runtime-env-agent-port", "--node-manager-port", "--object-manager-port")
+                               for arg in (flag, str(free_port()))]],
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    address = f"http://127.0.0.1:{dashboard}"
+    deadline = time.time() + 120
+    import httpx
+
+    while True:
+        try:
+            if httpx.get(f"{address}/api/version", timeout=2).status_code == 200:
+                break
+        except httpx.HTTPError:
+            pass
+        if proc.poll() is not None or time.time() > deadline:
+            proc.kill()
+            raise RuntimeError(f"ray head did not start: {proc.stderr.read().decode()[-2000:]}")
+        time.sleep(1)
+    old = os.environ.get("RAY_AUTH_MODE")
+    os.environ["RAY_AUTH_MODE"] = "disabled"
+    yield address
+    if old is None:
+        os.environ.pop("RAY_AUTH_MODE", None)
+    else:
+        os.environ["RAY_AUTH_MODE"] = old
+    proc.terminate()
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+    shutil.rmtree(short_tmp, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

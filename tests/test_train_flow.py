@@ -1,13 +1,11 @@
 """Training from committed shards: `kurate train` in-process, `kurate generate`, the metrics
-dataset, and the `train` flow submitting a Ray Job to a local Ray head started here."""
+dataset, and the `train` flow submitting a Ray Job to a local Ray head (conftest `ray_head`)."""
 
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pyarrow as pa
@@ -50,61 +48,6 @@ def test_kurate_train_then_generate(prefect_server, text_root, model):
     done = subprocess.run([kurate, "generate", "Die Stadt", "--checkpoint", str(checkpoint), "--max-new", "5"],
                           env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0 and done.stdout.startswith("Die Stadt"), done.stderr[-2000:]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture()
-def ray_head(tmp_path):
-    """A separate local Ray head with the dashboard (Jobs API) on 127.0.0.1, stopped afterwards."""
-    import shutil
-    import tempfile
-
-    short_tmp = tempfile.mkdtemp(prefix="kray", dir="/tmp")  # Ray's socket paths must stay under 107 bytes
-    port, dashboard = _free_port(), _free_port()
-    env = {**os.environ, "RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0"}
-    ray = Path(sys.executable).with_name("ray")
-    proc = subprocess.Popen([str(ray), "start", "--head", "--block", "--node-ip-address", "127.0.0.1", "--port", str(port),
-                             "--dashboard-host", "127.0.0.1", "--dashboard-port", str(dashboard), "--include-dashboard", "true",
-                             "--num-cpus", "1", "--temp-dir", short_tmp,
-                             # the session's own Ray runs on this machine too: give every port of this head its own
-                             # value, or its dashboard agent fails to bind and jobs find "no available agent"
-                             *[arg for flag in ("--dashboard-agent-listen-port", "--dashboard-agent-grpc-port",
-                                                "--metrics-export-port", "--ray-client-server-port",
-                                                "--runtime-env-agent-port", "--node-manager-port", "--object-manager-port")
-                               for arg in (flag, str(_free_port()))]],
-                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    address = f"http://127.0.0.1:{dashboard}"
-    deadline = time.time() + 120
-    import httpx
-
-    while True:
-        try:
-            if httpx.get(f"{address}/api/version", timeout=2).status_code == 200:
-                break
-        except httpx.HTTPError:
-            pass
-        if proc.poll() is not None or time.time() > deadline:
-            proc.kill()
-            raise RuntimeError(f"ray head did not start: {proc.stderr.read().decode()[-2000:]}")
-        time.sleep(1)
-    old = os.environ.get("RAY_AUTH_MODE")
-    os.environ["RAY_AUTH_MODE"] = "disabled"
-    yield address
-    if old is None:
-        os.environ.pop("RAY_AUTH_MODE", None)
-    else:
-        os.environ["RAY_AUTH_MODE"] = old
-    proc.terminate()
-    try:
-        proc.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-    shutil.rmtree(short_tmp, ignore_errors=True)
 
 
 @pytest.mark.e2e
