@@ -10,7 +10,9 @@ on it, then continued for `--steps` on German prose (../shared/data/german-prose
 replay buffer drawn from the English training documents. Arms (models/continual.py
 compare_replay): no replay; random-sample and selected (--selection) full-document coresets at the
 core tokenset's unit budget (1×) and 2×/5×/10× it; the core tokenset (--selection documents,
---attribution units, --budget of the old units). Every arm replays --replay-share of the
+--attribution units, --budget of the old units; one arm per --context-units value: each kept span
+replayed with at most that many units of masked context, "none" = every unit before it). Every arm
+replays --replay-share of the
 loss-bearing units (models/continual.py ReplayMix). Printed: held-out English (old) and German
 (new) bits/byte after each arm, the change from the pre-trained checkpoint, and the share of
 sequence positions spent on replay (masked context included).
@@ -60,6 +62,8 @@ def main() -> None:
     ap.add_argument("--selection", default="craig", choices=["loss", "gradnorm", "craig", "random"])
     ap.add_argument("--attribution", default="atman", choices=["atman", "gradxinput"])
     ap.add_argument("--replay-share", type=float, default=0.25, help="share of the loss-bearing units replayed")
+    ap.add_argument("--context-units", nargs="+", default=["16", "4"],
+                    help="core-tokenset arms: masked context units per kept span (none: the whole prefix)")
     ap.add_argument("--german-docs", type=int, default=4000)
     ap.add_argument("--threads", type=int, default=0)
     args = ap.parse_args()
@@ -86,7 +90,8 @@ def main() -> None:
                               token_fraction=args.token_fraction, selection=args.selection,
                               attribution=args.attribution, overrides={"max_steps": args.steps, "warmup_steps": 5,
                                                                        "log_every": 0, "lr": 1e-3},
-                              replay_share=args.replay_share)
+                              replay_share=args.replay_share,
+                              context_units=[None if c.lower() == "none" else int(c) for c in args.context_units])
     print(f"\nmodel {args.model} tiny; pre-training {args.pretrain_steps} steps ({t_pre:.0f} s); {args.steps} "
           f"continued steps per arm; replay share {args.replay_share}; wall {time.perf_counter() - t0:.0f} s\n")
     print("| arm | buffer docs | kept units (share of old) | replayed positions | old (en) bits/byte | Δ old "

@@ -148,6 +148,8 @@ class ContinualConfig(BaseModel):
     token_fraction: float = Field(0.1, gt=0, le=1, description="Share of each selected document's units kept (1.0: whole documents).")
     selection: Literal["loss", "gradnorm", "craig", "random"] = Field("craig", description="Document selection.")
     attribution: Literal["atman", "gradxinput", "full"] = Field("atman", description="Unit attribution (full: whole documents).")
+    context_units: int | None = Field(16, ge=0, description="Masked context replayed before each kept span, in units "
+                                      "(each span is its own short segment; null: every unit before it).")
     replay_share: float = Field(0.25, ge=0, lt=1, description="Share of the trained (loss-bearing) units that come from the replay buffer.")
     overrides: dict[str, Any] = Field(default_factory=lambda: {"max_steps": 100, "warmup_steps": 5},
                                       description="TrainConfig fields for the continued run (lr, max_steps …).")

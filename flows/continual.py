@@ -5,8 +5,9 @@ replay buffer (arXiv 2410.05800; models/coretokens.py, models/continual.py).
     python -m flows.continual SPEC.json        # the Ray Job entry point (SPEC: a PipelineConfig as JSON)
 
 1. The checkpoint scores a seeded sample of its old training documents (`continual.old`, train
-   split), selects the most informative ones and keeps their most relevant units: the buffer is
-   committed as the `coretokens` dataset (one unit per run and config; a re-run reuses it).
+   split), selects the most informative ones and keeps their most relevant units, each span with
+   up to `continual.context_units` units of masked context: the buffer is committed as the
+   `coretokens` dataset (one unit per run and config; a re-run reuses it).
 2. The checkpoint is continued on the new dataset mixed with the buffer (masked replay: buffer
    documents count only their kept units) — the same trainer, checkpoints and exact resume as
    `kurate train`; metrics go to the `metrics` dataset (run `<name>-<model>`).
@@ -84,7 +85,8 @@ def _buffer(config: PipelineConfig, ckpt: str, model, codec, cfg, candidates: li
         step = json.load(f).get("step")
     key = UnitKey("coretokens", f"{c.name}-{cfg.model}",
                   config_hash([os.path.abspath(ckpt), step, c.old, c.old_languages, c.candidates, c.budget,
-                               c.token_fraction, c.selection, c.attribution, c.seed, c.eval_fraction]))
+                               c.token_fraction, c.selection, c.attribution, c.seed, c.eval_fraction,
+                               c.context_units]))
     store = ShardStore(config.root, config.storage_options)
     manifest = store.manifest(key)
     if manifest is not None:
@@ -94,7 +96,7 @@ def _buffer(config: PipelineConfig, ckpt: str, model, codec, cfg, candidates: li
         print(f"[continual] replay buffer already committed: {len(rows)} documents")
         return rows
     rows = build_buffer(model, codec, candidates, c.budget, c.token_fraction, c.selection, c.attribution,
-                        window=cfg.seq_len + 1, seed=c.seed)
+                        window=cfg.seq_len + 1, seed=c.seed, context_units=c.context_units)
     for r in rows:
         r.update(source=c.old, model=cfg.model, checkpoint=os.path.abspath(ckpt))
     with store.open_unit(key, ["coretokens"]) as unit:
@@ -161,7 +163,7 @@ def run_continual(config: PipelineConfig) -> dict:
         table = compare_replay(ckpt, candidates, new, old_eval, new_eval, out_dir + "-compare", budget=c.budget,
                                token_fraction=c.token_fraction, selection=c.selection, attribution=c.attribution,
                                multiples=c.multiples, overrides=c.overrides, replay_share=c.replay_share,
-                               eval_batches=c.eval_batches)
+                               eval_batches=c.eval_batches, context_units=[c.context_units])
         result["comparison"] = table
     Path(out_dir + ".result.json").write_text(json.dumps(result, indent=1))
     return result

@@ -16,18 +16,22 @@ whatever the buffer's size and however many of its documents' units are masked. 
 bears all its units plus its BOS (the previous document's last unit predicts it); a replay
 `MaskedText` bears only its kept units (a core-tokenset document ≈ token_fraction of its units, a
 full-document coreset document all of them; the masked context before a kept unit is input only).
+A core-tokenset row replays as one `MaskedText` per segment: [BOS] + at most `context_units`
+context units + its kept span(s) (models/coretokens.py replay_segments).
 Rule: before each new document, buffer documents are emitted while the replayed loss-bearing units
 R are below replay_share / (1 − replay_share) × the new loss-bearing units N including that
 document, so at every point of the stream R / (R + N) is replay_share up to one buffer document.
 Deterministic (no draws), so a resumed run re-iterates exactly the same stream. Since steps are
 packed sequences of that stream, a step's expected share of replayed loss-bearing units is
 replay_share in every arm. What differs between arms at equal token budget is which tokens the
-buffer stores (its kept units); a masked arm also spends sequence positions on masked context, so
-it sees fewer new units per step than a full-document arm at the same share.
+buffer stores (its kept units); a masked arm also spends sequence positions on masked context
+(bounded by context_units per span), so it sees fewer new units per step than a full-document arm
+at the same share.
 
 `compare_replay` continues the same checkpoint once per arm — no replay; a random-sample coreset
 and a full-document (selected) coreset at the core tokenset's unit budget and at k× it; the core
-tokenset — with the same steps, seed and new data, and reports each arm's old/new bits/byte.
+tokenset (one arm per `context_units` value) — with the same steps, seed and new data, and reports
+each arm's old/new bits/byte.
 """
 
 from __future__ import annotations
@@ -112,6 +116,7 @@ def compare_replay(checkpoint: str, old_docs: list[tuple[str, str]], new_texts: 
                    token_fraction: float = 0.1, selection: str = "craig", attribution: str = "atman",
                    multiples: Sequence[int] = (2, 5, 10), overrides: dict | None = None,
                    replay_share: float = 0.25, eval_batches: int = 16,
+                   context_units: Sequence[int | None] = (16,),
                    log: Callable[[str], None] = print) -> list[dict]:
     """One continued run per replay arm; rows: arm, buffer docs/units, old/new bits/byte, Δ vs start."""
     model, codec, cfg = load_checkpoint(checkpoint)
@@ -127,9 +132,11 @@ def compare_replay(checkpoint: str, old_docs: list[tuple[str, str]], new_texts: 
         arms.append((f"{selection} coreset {k}×", budget * k,
                      build_buffer(model, codec, old_docs, budget * k, selection=selection, attribution="full",
                                   window=window, units=units, scores=scores)))
-    arms.append((f"core tokenset ({selection} + {attribution})", budget,
-                 build_buffer(model, codec, old_docs, budget, token_fraction, selection, attribution,
-                              window=window, units=units, scores=scores)))
+    for c in context_units:
+        ctx = "whole prefix" if c is None else f"context {c}"
+        arms.append((f"core tokenset ({selection} + {attribution}, {ctx})", budget,
+                     build_buffer(model, codec, old_docs, budget, token_fraction, selection, attribution,
+                                  window=window, units=units, scores=scores, context_units=c)))
     evals = {"old": old_eval, "new": new_eval}
     start = _evaluate(checkpoint, evals, cfg.seq_len, eval_batches)
     log(f"[continual] start: old {start['old']:.4f} bits/byte, new {start['new']:.4f}; "

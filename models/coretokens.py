@@ -5,6 +5,7 @@ documents, and inside them only the most relevant units.
     rows = build_buffer(model, codec, [(doc_id, text), …], budget=0.01, token_fraction=0.1,
                         selection="craig", attribution="atman", window=cfg.seq_len + 1)
     # rows: one dict per kept document (coretokens schema), spans of kept units + their context
+    replay = replay_texts(rows)  # one MaskedText per segment: [BOS] + ≤ 16 context units + kept span(s)
 
 Units are what the model predicts: words for HAT and T-FREE, tokens for the BPE baseline. A
 document is scored and attributed on its first `window` units ([BOS] + window − 1 units: the
@@ -25,9 +26,16 @@ context the model was trained on); longer documents are cut there.
    much the model's loss on the other units rises. Gradient×input is the second method:
    |∂loss/∂x_p · x_p| at the backbone's input embeddings (one backward pass per batch).
    Each document keeps its ceil(token_fraction · units) most relevant units (at least one).
-3. **Spans**: kept unit indices merge into [start, end) spans with their UTF-8 byte offsets in
-   the text; the stored text ends with the last kept unit (the units before it are the context
-   replay needs; the rest would only be masked).
+3. **Spans and their context** (`span_rows`): kept unit indices merge into [start, end) spans with
+   their UTF-8 byte offsets in the text. Each span is replayed with a bounded context: the
+   `context_units` units before it (masked: input only), from `context_start`. A span whose
+   context reaches back to the previous span's end continues that span's segment (its context is
+   the whole gap), so a segment is [BOS] + context + span (+ gap ≤ context_units + span …), and
+   `context_start` == the previous span's end says so. When the codec would split the segment's
+   text differently from the document (a BPE word cut in the middle), the context starts earlier
+   until it does not. `context_units=None` keeps every unit before a span (one segment from the
+   document's start: the earlier behaviour, and what rows without `context_start` mean). The
+   stored text ends with the last kept unit; `replay_texts` cuts the segments out of it.
 
 `attribution="full"` keeps whole documents (the full-document coreset at the same budget).
 """
@@ -252,14 +260,18 @@ def top_spans(relevance: np.ndarray, fraction: float) -> list[tuple[int, int]]:
 
 def build_buffer(model, codec, docs: list[tuple[str, str]], budget: float, token_fraction: float = 0.1,
                  selection: str = "craig", attribution: str = "atman", window: int = 65, seed: int = 0,
-                 scores: DocScores | None = None, units: list[list] | None = None) -> list[dict]:
+                 scores: DocScores | None = None, units: list[list] | None = None,
+                 context_units: int | None = 16) -> list[dict]:
     """Rows of the `coretokens` dataset (without model/checkpoint columns) for one buffer.
 
     budget: the share of the candidates' units the buffer trains on. With attribution "full"
     whole documents are kept up to that many units; otherwise documents holding
     budget / token_fraction of the units are selected and token_fraction of each is kept.
-    Pass `scores`/`units` to reuse one scoring pass for several buffers.
+    Pass `scores`/`units` to reuse one scoring pass for several buffers. context_units: the masked
+    context replayed before each kept span (None: everything before it; see `span_rows`).
     """
+    if context_units is not None and context_units < 0:
+        raise ValueError("context_units must be >= 0 (or None: the whole prefix)")
     if attribution not in ATTRIBUTIONS:
         raise ValueError(f"unknown attribution {attribution!r}; choose one of {ATTRIBUTIONS}")
     if not 0 < token_fraction <= 1:
@@ -284,23 +296,81 @@ def build_buffer(model, codec, docs: list[tuple[str, str]], budget: float, token
     rows = []
     for rank, (i, sp) in enumerate(zip(picked, spans)):
         doc_id, text = docs[i]
-        ends = np.cumsum([codec.unit_bytes(u) for u in units[i]])
-        starts = ends - np.array([codec.unit_bytes(u) for u in units[i]])
-        raw = text.encode("utf-8")
-        last = int(ends[sp[-1][1] - 1])
+        span_dicts, stored = span_rows(codec, text, units[i], sp, context_units)
         rows.append({
             "id": doc_id, "selection": selection, "method": attribution, "budget": float(budget),
             "token_fraction": 1.0 if full else float(token_fraction), "rank": rank,
             "score": float(key[i]) if key is not None else None,
             "doc_units": len(units[i]), "kept_units": sum(b - a for a, b in sp),
-            "spans": [{"start": a, "end": b, "byte_start": int(starts[a]), "byte_end": int(ends[b - 1])} for a, b in sp],
-            "text": raw[:last].decode("utf-8", errors="ignore"),
+            "context_units": context_units, "spans": span_dicts, "text": stored,
         })
     return rows
 
 
-def replay_texts(rows: list[dict]):
-    """coretokens rows → training documents that count only their kept units (MaskedText)."""
+def span_rows(codec, text: str, units: list, spans: list[tuple[int, int]],
+              context_units: int | None = 16) -> tuple[list[dict], str]:
+    """The `spans` column of one buffer row (unit and byte offsets of each kept span and of its
+    context's start) and the stored text (up to the last kept unit); see the module docstring."""
+    if not spans:
+        return [], ""
+    ends = np.cumsum([codec.unit_bytes(u) for u in units])
+    starts = ends - np.array([codec.unit_bytes(u) for u in units])
+    raw = text.encode("utf-8")
+
+    def same_units(cs: int, end: int) -> bool:
+        piece = raw[int(starts[cs]):int(ends[end - 1])].decode("utf-8", errors="ignore")
+        return list(codec.encode(piece)) == list(units[cs:end])
+
+    groups: list[list] = []  # [context start, [spans]] per segment
+    for a, b in spans:
+        prev = groups[-1][1][-1][1] if groups else 0
+        cs = prev if context_units is None else max(prev, a - context_units)
+        if groups and cs == prev:
+            groups[-1][1].append((a, b))
+            continue
+        floor = prev
+        while cs > floor and not same_units(cs, b):  # the codec splits the cut text differently
+            cs -= 1
+        if groups and cs == floor:
+            groups[-1][1].append((a, b))
+        else:
+            groups.append([cs, [(a, b)]])
+    out = []
+    for cs, group in groups:
+        for k, (a, b) in enumerate(group):
+            c = cs if k == 0 else group[k - 1][1]
+            out.append({"start": a, "end": b, "byte_start": int(starts[a]), "byte_end": int(ends[b - 1]),
+                        "context_start": int(c), "context_byte_start": int(starts[c]) if c < len(units) else int(ends[-1])})
+    return out, raw[:int(ends[spans[-1][1] - 1])].decode("utf-8", errors="ignore")
+
+
+def replay_segments(row: dict) -> list:
+    """One coretokens row → its replay documents: per segment, the text from its context's start
+    to its last span's end, counting only the spans' units (MaskedText; the Packer adds [BOS]).
+    Rows without `context_start` (older buffers) replay the whole stored text as one document."""
     from models.train import MaskedText
 
-    return [MaskedText(r["text"], [(s["start"], s["end"]) for s in r["spans"]]) for r in rows]
+    spans = row["spans"] or []
+    if not spans or any(s.get("context_start") is None for s in spans):
+        return [MaskedText(row["text"], [(s["start"], s["end"]) for s in spans])]
+    raw = row["text"].encode("utf-8")
+    segments, group = [], [spans[0]]
+    for prev, s in zip(spans, spans[1:]):
+        if s["context_start"] == prev["end"]:
+            group.append(s)
+        else:
+            segments.append(group)
+            group = [s]
+    segments.append(group)
+    out = []
+    for g in segments:
+        cs = g[0]["context_start"]
+        piece = raw[g[0]["context_byte_start"]:g[-1]["byte_end"]].decode("utf-8", errors="ignore")
+        out.append(MaskedText(piece, [(s["start"] - cs, s["end"] - cs) for s in g]))
+    return out
+
+
+def replay_texts(rows: list[dict]):
+    """coretokens rows → training documents that count only their kept units (MaskedText), one
+    per segment ([BOS] + bounded context + kept spans; see replay_segments)."""
+    return [t for r in rows for t in replay_segments(r)]

@@ -168,8 +168,10 @@ SYNTHETIC = pa.schema(
 )
 
 # Core-tokenset replay buffer (continual stage): one row per kept old document, with the spans of
-# units (words for HAT/T-FREE, tokens for BPE) that replay trains on; `text` ends with the last
-# kept unit (the units before it are the context). See models/coretokens.py.
+# units (words for HAT/T-FREE, tokens for BPE) that replay trains on and where each span's masked
+# context starts (a span whose context starts at the previous span's end shares its segment);
+# `text` ends with the last kept unit. Rows written before context_start existed (null) replay the
+# whole text as context. See models/coretokens.py (span_rows, replay_segments).
 CORETOKENS = pa.schema(
     [
         pa.field("id", pa.string(), nullable=False),  # the old document's id
@@ -184,9 +186,12 @@ CORETOKENS = pa.schema(
         pa.field("score", pa.float64()),  # selection score (mean loss or gradient norm; null for craig/random)
         pa.field("doc_units", pa.int32()),
         pa.field("kept_units", pa.int32()),
+        pa.field("context_units", pa.int32()),  # context bound per span (null: the whole prefix)
         pa.field("spans", pa.list_(pa.struct([
             pa.field("start", pa.int32()), pa.field("end", pa.int32()),  # [start, end) unit indices
             pa.field("byte_start", pa.int64()), pa.field("byte_end", pa.int64()),  # UTF-8 offsets in text
+            pa.field("context_start", pa.int32()),  # unit index where the span's masked context starts
+            pa.field("context_byte_start", pa.int64()),  # its UTF-8 offset in text
         ]))),
         pa.field("text", pa.string()),
     ]

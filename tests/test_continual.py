@@ -4,6 +4,7 @@ continual` end to end and the `continual` flow as a Ray Job (conftest `ray_head`
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import random
 import subprocess
@@ -17,11 +18,11 @@ import torch
 
 from models.bpe import BOS, BPECodec, BPEConfig, BPEModel
 from models.coretokens import (atman_relevance, build_buffer, doc_batch, encode_docs, gradxinput_relevance,
-                               score_documents, select_documents)
+                               replay_texts, score_documents, select_documents, span_rows)
 from models.toy_corpus import german_paragraphs
 from models.train import MaskedText, Packer, build, preset, train
 from storage.catalog import Catalog
-from storage.schemas import CURATED
+from storage.schemas import CORETOKENS, CURATED
 from storage.shards import ShardStore, UnitKey
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -156,25 +157,82 @@ def test_selection_picks_the_budget():
             assert raw[s["byte_start"]:s["byte_end"]].decode() in r["text"]
 
 
-@pytest.mark.parametrize("masked", [True, False], ids=["core-tokens", "full-documents"])
-def test_replay_share_counts_loss_bearing_units(masked):
+@pytest.mark.parametrize("kind", ["hat", "bpe"])
+def test_segments_hold_the_kept_units_with_bounded_context(kind):
+    texts = german_paragraphs(40, seed=5)
+    cfg = _small(kind)
+    model, codec = build(dataclasses.replace(cfg, seq_len=64), fit_texts=texts)
+    docs = [(f"d{i}", t) for i, t in enumerate(texts)]
+    units = encode_docs(codec, texts, 65)
+    per_unit = {}
+    for c in (None, 16, 4, 0):
+        rows = build_buffer(model, codec, docs, budget=0.03, token_fraction=0.1, window=65, units=units,
+                            selection="random", context_units=c)
+        # through the dataset's schema and back, as the flow reads a committed buffer
+        rows = pa.Table.from_pylist(rows, schema=CORETOKENS).to_pylist()
+        assert rows and all(r["context_units"] == c for r in rows)
+        positions = kept = 0
+        for r in rows:
+            u = units[int(r["id"][1:])]
+            segs = replay_texts([r])
+            loss_bearing = []
+            for seg in segs:
+                su = codec.encode(seg)
+                mask = seg.unit_mask(len(su))
+                assert not mask[0] and mask[-1]  # [BOS] + context …, ends with a kept unit
+                loss_bearing += [su[j - 1] for j in range(1, len(mask)) if mask[j]]
+                positions += len(mask)
+            # the segments' loss-bearing units are exactly the kept units, in order
+            assert loss_bearing == [x for sp in r["spans"] for x in u[sp["start"]:sp["end"]]]
+            kept += r["kept_units"]
+            prev = 0
+            for sp in r["spans"]:
+                assert prev <= sp["context_start"] <= sp["start"]
+                assert sp["context_start"] == prev if c is None else sp["start"] - sp["context_start"] <= c
+                context = u[sp["context_start"]:sp["start"]]
+                assert sp["byte_start"] - sp["context_byte_start"] == sum(codec.unit_bytes(x) for x in context)
+                prev = sp["end"]
+            # a new segment starts wherever a span's context does not reach back to the previous span
+            assert len(segs) == 1 + sum(b["context_start"] != a["end"] for a, b in zip(r["spans"], r["spans"][1:]))
+        per_unit[c] = positions / kept
+    # replayed positions per kept unit: the whole prefix ≥ 16 ≥ 4 > 0 units of context; no context: [BOS] + span
+    assert per_unit[None] >= per_unit[16] >= per_unit[4] > per_unit[0] and per_unit[0] <= 2
+    # an older row (no context_start) replays its whole text as one document
+    old = {"text": "a b c", "spans": [{"start": 1, "end": 2, "byte_start": 2, "byte_end": 3}]}
+    (seg,) = replay_texts([old])
+    assert seg == "a b c" and seg.spans == ((1, 2),)
+
+
+@pytest.mark.parametrize("arm", ["core-tokens-prefix", "core-tokens-context", "full-documents"])
+def test_replay_share_counts_loss_bearing_units(arm):
     from models.continual import ReplayMix, loss_units
 
     old, new = german_paragraphs(20, seed=4), _english(300, seed=5)
     _, codec = build(_small("bpe"), fit_texts=old + new[:50])
-    # core tokens: every 10th unit of each buffer document; full documents: all of them
-    buffer = [MaskedText(t, [(j, j + 1) for j in range(0, len(codec.encode(t)), 10)] if masked
-                         else [(0, len(codec.encode(t)))]) for t in old]
+    # core tokens: every 10th unit of each buffer document, replayed with every unit before it as
+    # context (prefix) or with at most 2 context units per span; full documents: all of their units
+    rows = []
+    for t in old:
+        u = codec.encode(t)
+        spans = [(0, len(u))] if arm == "full-documents" else [(j, j + 1) for j in range(0, len(u), 10)]
+        sp, text = span_rows(codec, t, u, spans, 2 if arm == "core-tokens-context" else None)
+        rows.append({"text": text, "spans": sp})
+    buffer = replay_texts(rows)
+    assert len(buffer) == (len(old) if arm != "core-tokens-context" else sum(len(r["spans"]) for r in rows))
+    masks = [b.unit_mask(len(codec.encode(b))) for b in buffer]
+    per_unit = sum(map(len, masks)) / sum(map(sum, masks))  # positions per loss-bearing unit
+    masked = arm != "full-documents"
     share, seq_len, batch_size, steps = 0.25, 16, 4, 100
     mix = ReplayMix(new, buffer, share, loss_units(codec))
     # the stream flattened to ([BOS] + units) positions: loss-bearing?, replayed?
     docs = list(mix)
     bears, replayed = [], []
+    ids = {id(b) for b in buffer}
     for d in docs:
         n = len(codec.encode(d))
         keep = d.unit_mask(n) if isinstance(d, MaskedText) else [True] * (n + 1)
         bears += keep
-        replayed += [d in buffer] * len(keep)
+        replayed += [id(d) in ids] * len(keep)
     packer = Packer(mix, codec, seq_len)
     for step in range(steps):
         batch = packer.next_batch(batch_size)
@@ -186,9 +244,16 @@ def test_replay_share_counts_loss_bearing_units(masked):
     end = steps * batch_size * seq_len + 1
     trained = [r for b, r in zip(bears[1:end], replayed[1:end]) if b]
     assert len(trained) > 1500 and abs(sum(trained) / len(trained) - share) < 0.02, sum(trained) / len(trained)
-    # sequence positions: a core-tokenset document also spends them on its masked context
+    # sequence positions: a core-tokenset document also spends them on its masked context, the whole
+    # prefix before its last kept unit or at most 2 units per span
     positions = sum(replayed[1:end]) / (end - 1)
-    assert positions > 2 * share if masked else abs(positions - share) < 0.02, positions
+    assert abs(positions - share * per_unit / (share * per_unit + 1 - share)) < 0.03, (positions, per_unit)
+    if arm == "core-tokens-prefix":
+        assert per_unit > 7 and positions > 2.5 * share
+    elif arm == "core-tokens-context":
+        assert per_unit <= 4 and share < positions < 0.6
+    else:
+        assert per_unit < 1.1 and abs(positions - share) < 0.02
     # deterministic: a packer resumed mid-run continues with the same batches
     state, rest = Packer(mix, codec, seq_len), []
     for _ in range(10):
