@@ -1,6 +1,6 @@
 """Core tokensets vs sample coresets for continual training, on CPU.
 
-    .venv/bin/python bench/continual.py                       # ~12–17 minutes on a shared 2-core box
+    .venv/bin/python bench/continual.py                       # ~3 minutes idle, ~10–17 on a busy shared 2-core box
     .venv/bin/python bench/continual.py --model hat --pretrain-steps 300 --steps 60
 
 Old domain: English web text from ../shared/data/web-sample.warc.gz, through kurate's own ingest
@@ -62,7 +62,7 @@ def main() -> None:
     ap.add_argument("--selection", default="craig", choices=["loss", "gradnorm", "craig", "random"])
     ap.add_argument("--attribution", default="atman", choices=["atman", "gradxinput"])
     ap.add_argument("--replay-share", type=float, default=0.25, help="share of the loss-bearing units replayed")
-    ap.add_argument("--context-units", nargs="+", default=["16", "4"],
+    ap.add_argument("--context-units", nargs="+", default=["none", "16", "4", "0"],
                     help="core-tokenset arms: masked context units per kept span (none: the whole prefix)")
     ap.add_argument("--german-docs", type=int, default=4000)
     ap.add_argument("--threads", type=int, default=0)
