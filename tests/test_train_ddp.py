@@ -10,7 +10,6 @@ import json
 import os
 from pathlib import Path
 
-import pyarrow as pa
 import pytest
 import torch
 from safetensors.torch import load_file
@@ -18,8 +17,7 @@ from safetensors.torch import load_file
 from flows.config import TrainStageConfig
 from flows.train import run_ray_train, run_training
 from storage.catalog import Catalog
-from storage.schemas import CURATED
-from storage.shards import ShardStore, UnitKey
+from toy_roots import german_root
 
 SMALL = {"seq_len": 16, "batch_size": 4, "max_steps": 6, "warmup_steps": 2, "log_every": 2, "eval_batches": 1,
          "model_config": {"d_model": 64, "n_layer": 1, "n_head": 2}}
@@ -27,14 +25,7 @@ SMALL = {"seq_len": 16, "batch_size": 4, "max_steps": 6, "warmup_steps": 2, "log
 
 @pytest.fixture()
 def text_root(tmp_path):
-    from models.toy_corpus import german_paragraphs
-
-    root = tmp_path / "root"
-    texts = german_paragraphs(120, seed=5)
-    with ShardStore(str(root)).open_unit(UnitKey("curate", "toy.warc.gz", "t"), ["curated", "rejects"]) as unit:
-        unit.write("curated", pa.Table.from_pylist(
-            [{"id": f"d{i:04d}", "text": t, "language": "de"} for i, t in enumerate(texts)], schema=CURATED))
-    return str(root)
+    return german_root(tmp_path / "root", 120, seed=5)
 
 
 def _rows(root: str, run: str) -> list[dict]:

@@ -8,23 +8,14 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pyarrow as pa
 import pytest
 from flows.config import load_config
 from storage.catalog import Catalog
-from storage.schemas import CURATED
-from storage.shards import ShardStore, UnitKey
+from toy_roots import german_root
 
 @pytest.fixture(scope="module")
 def text_root(tmp_path_factory):
-    from models.toy_corpus import german_paragraphs
-
-    root = tmp_path_factory.mktemp("train") / "root"
-    texts = german_paragraphs(400, seed=3)
-    with ShardStore(str(root)).open_unit(UnitKey("curate", "toy.warc.gz", "t"), ["curated", "rejects"]) as unit:
-        unit.write("curated", pa.Table.from_pylist(
-            [{"id": f"d{i:04d}", "text": t, "language": "de"} for i, t in enumerate(texts)], schema=CURATED))
-    return str(root)
+    return german_root(tmp_path_factory.mktemp("train") / "root", 400, seed=3)
 
 
 def _metrics(root: str, run: str) -> list[dict]:
