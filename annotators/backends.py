@@ -98,6 +98,12 @@ class TransformersBackend:
         self.tokenizer.padding_side = "left"
         if self.tokenizer.pad_token is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
+        # Prompts are tokenized without special tokens (chat templates write their own), but a model
+        # whose tokenizer starts every text with BOS was trained that way: Gemma without <bos> writes
+        # near-gibberish. Such prompts get the BOS text prepended unless they start with it.
+        first = tokenizer("a", add_special_tokens=True)["input_ids"][:1]
+        bos = tokenizer.bos_token
+        self.bos_prefix = bos if bos and first == [tokenizer.bos_token_id] else ""
         self.model = model
         self.model.eval()
         self.batch_size = batch_size
@@ -123,8 +129,13 @@ class TransformersBackend:
                 raise ValueError(f"tokenizer has no single-token spelling of the scores {list(scale)}")
         return self._score_ids[key]
 
+    def _tokenize(self, prompts: Sequence[str]):
+        if self.bos_prefix:
+            prompts = [p if p.startswith(self.bos_prefix) else self.bos_prefix + p for p in prompts]
+        return self.tokenizer(list(prompts), return_tensors="pt", padding=True, add_special_tokens=False).to(self.device)
+
     def next_token_logprobs(self, prompts: list[str]):
-        batch = self.tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=False).to(self.device)
+        batch = self._tokenize(prompts)
         with self.torch.inference_mode():
             logits = self.model(**batch, logits_to_keep=1).logits[:, -1, :]
         return self.torch.log_softmax(logits.float(), dim=-1)
@@ -166,7 +177,7 @@ class TransformersBackend:
 
         while start < len(order):
             chunk = order[start : start + size]
-            batch = self.tokenizer([prompts[i] for i in chunk], return_tensors="pt", padding=True, add_special_tokens=False).to(self.device)
+            batch = self._tokenize([prompts[i] for i in chunk])
             self.torch.manual_seed(seed + start)
             if stop:
                 sampling["stopping_criteria"] = [_StopStrings(self.tokenizer, stop, batch["input_ids"].shape[1])]

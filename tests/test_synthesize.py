@@ -319,3 +319,24 @@ def test_embedded_generator_gguf_assembles_from_its_chunk_wheels(tmp_path):
     assert path.parent == tmp_path and path.stat().st_size > 200_000_000
     with open(path, "rb") as f:
         assert f.read(4) == b"GGUF"
+
+
+def test_prompts_get_the_bos_their_tokenizer_always_adds(generator):
+    """Gemma-style tokenizers start every text with BOS and the model needs it; prompts are tokenized
+    without special tokens (chat templates write their own), so the backend adds BOS once."""
+    from tokenizers.processors import TemplateProcessing
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from annotators.backends import TransformersBackend
+
+    plain = TransformersBackend(generator, "fp32")
+    assert plain.bos_prefix == ""  # this tokenizer adds no BOS: prompts stay as they are
+    tokenizer = AutoTokenizer.from_pretrained(generator)
+    bos = tokenizer.bos_token_id
+    tokenizer._tokenizer.post_processor = TemplateProcessing(single="<s> $A", special_tokens=[("<s>", bos)])
+    backend = TransformersBackend.from_loaded(AutoModelForCausalLM.from_pretrained(generator), tokenizer)
+    assert backend.bos_prefix == "<s>"
+    ids = backend._tokenize(["Text: Die Donau.", "<s>Text: Der Rhein."])["input_ids"]
+    assert [int(row[row != tokenizer.pad_token_id][0]) for row in ids] == [bos, bos]
+    assert [int((row == bos).sum()) for row in ids] == [1, 1]
+    assert FORCED[0] in backend.generate(["Zusammenfassung:"], 1, 4, 0.0, 0)[0][0]
