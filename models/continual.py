@@ -144,11 +144,12 @@ def compare_replay(checkpoint: str, old_docs: list[tuple[str, str]], new_texts: 
     rows = []
     for i, (arm, share, rows_) in enumerate(arms):
         run_dir = os.path.join(out_dir, f"arm{i:02d}")
-        continue_training(checkpoint, new_texts, replay_texts(rows_), run_dir, overrides, replay_share)
+        replay = replay_texts(rows_)
+        continue_training(checkpoint, new_texts, replay, run_dir, overrides, replay_share)
         bpb = _evaluate(os.path.join(run_dir, "checkpoint"), evals, cfg.seq_len, eval_batches)
         kept = sum(r["kept_units"] for r in rows_)
         # sequence positions per replayed loss-bearing unit (masked context included) → replayed share of positions
-        per = sum(len(t.unit_mask(len(codec.encode(t)))) for t in replay_texts(rows_)) / max(1, kept)
+        per = sum(len(t.unit_mask(len(codec.encode(t)))) for t in replay) / max(1, kept)
         positions = replay_share * per / (replay_share * per + 1 - replay_share) if rows_ else 0.0
         row = {"arm": arm, "budget": share, "buffer_docs": len(rows_), "kept_units": kept,
                "kept_share": kept / max(1, total), "replay_positions": positions,

@@ -34,7 +34,7 @@ context the model was trained on); longer documents are cut there.
    `context_start` == the previous span's end says so. When the codec would split the segment's
    text differently from the document (a BPE word cut in the middle), the context starts earlier
    until it does not. `context_units=None` keeps every unit before a span (one segment from the
-   document's start: the earlier behaviour, and what rows without `context_start` mean). The
+   document's start). The
    stored text ends with the last kept unit; `replay_texts` cuts the segments out of it.
 
 `attribution="full"` keeps whole documents (the full-document coreset at the same budget).
@@ -42,6 +42,7 @@ context the model was trained on); longer documents are cut there.
 
 from __future__ import annotations
 
+import contextlib
 import math
 from dataclasses import dataclass
 
@@ -111,29 +112,43 @@ class DocScores:
     units: np.ndarray  # (N,) units per document (within the window)
 
 
+@contextlib.contextmanager
+def _scoring_mode(model):
+    """Train mode for a scoring pass (the models have no dropout; train mode skips T-FREE's
+    dictionary scoring), restored afterwards."""
+    was_training = model.training
+    model.train()
+    try:
+        yield
+    finally:
+        model.train(was_training)
+
+
+def _captured_batches(model, codec, docs: list[list], where: str, batch_size: int):
+    """Per batch of documents: (documents, batch, model output, the backbone's captured input or
+    output tensor) — what both gradient passes (selection, gradient×input) start from."""
+    dev = _device(model)
+    for s in range(0, len(docs), batch_size):
+        chunk = docs[s:s + batch_size]
+        batch = doc_batch(codec, chunk, dev)
+        with _Capture(model.backbone, where) as cap:
+            out = model(batch)
+        yield chunk, batch, out, cap.value
+
+
 def score_documents(model, codec, docs: list[list], batch_size: int = 16) -> DocScores:
     """Per-document loss and last-layer gradient embedding (see the module docstring)."""
-    was_training = model.training
-    model.train()  # the models have no dropout; train mode skips T-FREE's dictionary scoring
-    dev = _device(model)
     loss, norm, emb = [], [], []
-    try:
-        for s in range(0, len(docs), batch_size):
-            chunk = docs[s:s + batch_size]
-            batch = doc_batch(codec, chunk, dev)
-            with _Capture(model.backbone, "output") as cap:
-                out = model(batch)
+    with _scoring_mode(model):
+        for _, batch, out, h in _captured_batches(model, codec, docs, "output", batch_size):
             keep = batch["loss_mask"][:, 1:].float()
             n = keep.sum(1).clamp(min=1)
             per_doc = (out["unit_loss"] * keep).sum(1) / n
-            h = cap.value  # (B, T, d): each row's states feed only that row's loss
-            (g,) = torch.autograd.grad(per_doc.sum(), h)
+            (g,) = torch.autograd.grad(per_doc.sum(), h)  # h (B, T, d): each row's states feed only that row's loss
             g = g.float() * keep[..., None]
             loss.append(per_doc.detach().float().cpu())
             norm.append(g.flatten(1).norm(dim=1).cpu())
             emb.append((g.sum(1) / n[:, None]).cpu())
-    finally:
-        model.train(was_training)
     return DocScores(torch.cat(loss).numpy(), torch.cat(norm).numpy(), torch.cat(emb).numpy(),
                      np.array([len(d) for d in docs]))
 
@@ -189,10 +204,8 @@ def atman_relevance(model, codec, units: list, suppression: float = 1.0, batch_s
     attention to it is scaled by (1 − suppression) (1.0: removed). One forward pass per batch of
     perturbed copies. Every query keeps the BOS key, which is never suppressed."""
     assert 0 < suppression <= 1, "suppression must be in (0, 1]"
-    was_training = model.training
-    model.train()  # no dropout; see score_documents
     dev = _device(model)
-    try:
+    with _scoring_mode(model):
         base_batch = doc_batch(codec, [units], dev)
         keep = base_batch["loss_mask"][:, 1:].float()
         base = (model(base_batch)["unit_loss"].float() * keep)[0]
@@ -208,33 +221,22 @@ def atman_relevance(model, codec, units: list, suppression: float = 1.0, batch_s
             batch["key_bias"] = kb
             loss = model(batch)["unit_loss"].float() * keep
             rel[[p - 1 for p in ps]] = (loss - base).sum(1).cpu().numpy()
-    finally:
-        model.train(was_training)
     return rel
 
 
 def gradxinput_relevance(model, codec, docs: list[list], batch_size: int = 16) -> list[np.ndarray]:
     """|∂loss/∂x · x| per unit at the backbone's input embeddings (x_p: the embedding of unit p,
     which feeds the predictions of the units after it); one backward pass per batch."""
-    was_training = model.training
-    model.train()  # no dropout; see score_documents
-    dev = _device(model)
     out_rel = []
-    try:
-        for s in range(0, len(docs), batch_size):
-            chunk = docs[s:s + batch_size]
-            batch = doc_batch(codec, chunk, dev)
-            with _Capture(model.backbone, "input") as cap:
-                out = model(batch)
+    with _scoring_mode(model):
+        for chunk, batch, out, x in _captured_batches(model, codec, docs, "input", batch_size):
             loss = (out["unit_loss"] * batch["loss_mask"][:, 1:]).sum()
-            (g,) = torch.autograd.grad(loss, cap.value)
-            r = (g * cap.value).sum(-1).abs().detach().float().cpu().numpy()  # (B, T) over inputs
+            (g,) = torch.autograd.grad(loss, x)
+            r = (g * x).sum(-1).abs().detach().float().cpu().numpy()  # (B, T) over inputs
             for i, d in enumerate(chunk):
                 rel = np.zeros(len(d))
                 rel[:-1] = r[i, 1:len(d)]  # input position p (1..) is unit p − 1; the last unit feeds nothing
                 out_rel.append(rel)
-    finally:
-        model.train(was_training)
     return out_rel
 
 
@@ -346,13 +348,12 @@ def span_rows(codec, text: str, units: list, spans: list[tuple[int, int]],
 
 def replay_segments(row: dict) -> list:
     """One coretokens row → its replay documents: per segment, the text from its context's start
-    to its last span's end, counting only the spans' units (MaskedText; the Packer adds [BOS]).
-    Rows without `context_start` (older buffers) replay the whole stored text as one document."""
+    to its last span's end, counting only the spans' units (MaskedText; the Packer adds [BOS])."""
     from models.train import MaskedText
 
     spans = row["spans"] or []
-    if not spans or any(s.get("context_start") is None for s in spans):
-        return [MaskedText(row["text"], [(s["start"], s["end"]) for s in spans])]
+    if not spans:
+        return []
     raw = row["text"].encode("utf-8")
     segments, group = [], [spans[0]]
     for prev, s in zip(spans, spans[1:]):

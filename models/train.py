@@ -447,12 +447,10 @@ def train(config: TrainConfig, texts_train: Iterable[str], texts_eval: Iterable[
             fit = head
         else:
             fit = [t for _, t in zip(range(cfg.fit_docs), texts_train)]
+        codec = fit_codec(cfg, fit) if rank == 0 else None
         if world > 1:
-            Codec = MODELS[cfg.model][1]
-            codec = _share_codec(fit_codec(cfg, fit) if rank == 0 else None, Codec, device)
-            model, _ = build(cfg, codec=codec)
-        else:
-            model, codec = build(cfg, fit_texts=fit)
+            codec = _share_codec(codec, MODELS[cfg.model][1], device)
+        model, _ = build(cfg, codec=codec)
     model.to(device)
 
     decay = [p for p in model.parameters() if p.dim() >= 2]

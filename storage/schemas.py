@@ -170,8 +170,7 @@ SYNTHETIC = pa.schema(
 # Core-tokenset replay buffer (continual stage): one row per kept old document, with the spans of
 # units (words for HAT/T-FREE, tokens for BPE) that replay trains on and where each span's masked
 # context starts (a span whose context starts at the previous span's end shares its segment);
-# `text` ends with the last kept unit. Rows written before context_start existed (null) replay the
-# whole text as context. See models/coretokens.py (span_rows, replay_segments).
+# `text` ends with the last kept unit. See models/coretokens.py (span_rows, replay_segments).
 CORETOKENS = pa.schema(
     [
         pa.field("id", pa.string(), nullable=False),  # the old document's id

@@ -197,10 +197,6 @@ def test_segments_hold_the_kept_units_with_bounded_context(kind):
         per_unit[c] = positions / kept
     # replayed positions per kept unit: the whole prefix ≥ 16 ≥ 4 > 0 units of context; no context: [BOS] + span
     assert per_unit[None] >= per_unit[16] >= per_unit[4] > per_unit[0] and per_unit[0] <= 2
-    # an older row (no context_start) replays its whole text as one document
-    old = {"text": "a b c", "spans": [{"start": 1, "end": 2, "byte_start": 2, "byte_end": 3}]}
-    (seg,) = replay_texts([old])
-    assert seg == "a b c" and seg.spans == ((1, 2),)
 
 
 @pytest.mark.parametrize("arm", ["core-tokens-prefix", "core-tokens-context", "full-documents"])
