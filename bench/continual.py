@@ -28,10 +28,10 @@ import time
 
 import torch
 
-from models.continual import compare_replay
-from models.train import preset, train
-from tasks.ingest import IngestConfig, ingest_records
-from tasks.langid import default_identifier
+from kurate.models.continual import compare_replay
+from kurate.models.train import preset, train
+from kurate.tasks.ingest import IngestConfig, ingest_records
+from kurate.tasks.langid import default_identifier
 
 DATA = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data")
 

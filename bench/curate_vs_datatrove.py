@@ -233,9 +233,9 @@ def import_kurate(wait_s: float = 40 * 60, poll_s: float = 60):
     deadline = time.monotonic() + wait_s
     while True:
         try:
-            from tasks.curate import DedupConfig, run_local
-            from tasks.ingest import IngestConfig
-            from tasks.quality import QualityConfig
+            from kurate.tasks.curate import DedupConfig, run_local
+            from kurate.tasks.ingest import IngestConfig
+            from kurate.tasks.quality import QualityConfig
             return run_local, IngestConfig, QualityConfig, DedupConfig
         except Exception as exc:  # noqa: BLE001 - half-written modules raise anything
             if time.monotonic() > deadline:
@@ -290,9 +290,9 @@ def _lines(text: str) -> list[str]:
 def extraction_quality() -> list[tuple]:
     """Each extractor against plain trafilatura (no comments) on the sample's HTML 200 pages."""
     import trafilatura
-    from tasks.decode import decode_payload, is_html
-    from tasks.extract import extract_text
-    from tasks.warc import WarcItem, read_records
+    from kurate.tasks.decode import decode_payload, is_html
+    from kurate.tasks.extract import extract_text
+    from kurate.tasks.warc import WarcItem, read_records
 
     pages = [(item.url, decode_payload(item.payload, item.http_charset).text) for item in read_records(str(SAMPLE))
              if isinstance(item, WarcItem) and item.status == 200 and is_html(item.content_type, item.payload)]

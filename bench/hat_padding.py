@@ -27,8 +27,8 @@ import torch
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 from bench.train_cpu import DATA, load  # noqa: E402
-from models.hat import HAT, _length_buckets  # noqa: E402
-from models.train import Packer, build, preset  # noqa: E402
+from kurate.models.hat import HAT, _length_buckets  # noqa: E402
+from kurate.models.train import Packer, build, preset  # noqa: E402
 
 
 def positions(lens: torch.Tensor, bounds, extra: int) -> int:

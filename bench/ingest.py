@@ -17,8 +17,8 @@ import statistics
 import time
 from pathlib import Path
 
-from tasks.extract import extract_text
-from tasks.ingest import IngestConfig, ingest_records
+from kurate.tasks.extract import extract_text
+from kurate.tasks.ingest import IngestConfig, ingest_records
 
 DEFAULT_WARC = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "web-sample.warc.gz"
 

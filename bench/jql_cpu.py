@@ -86,7 +86,7 @@ def main() -> None:
 
     torch.set_num_threads(args.threads)
     sys.path.insert(0, str(REPO))
-    from annotators.embedder import E5_SMALL, USE_MULTILINGUAL, Embedder, EmbedderConfig, conversion_seconds
+    from kurate.annotators.embedder import E5_SMALL, USE_MULTILINGUAL, Embedder, EmbedderConfig, conversion_seconds
 
     paragraphs, documents = workloads(args.text, args.paragraphs, args.docs)
     print(f"# {platform.processor() or platform.machine()}, {args.threads} threads, torch {torch.__version__}, "

@@ -45,12 +45,12 @@ def main() -> None:
     from sentence_transformers import SentenceTransformer, models as st_models
     from transformers import AutoTokenizer, XLMRobertaConfig, XLMRobertaModel
 
-    from annotators.embedder import EmbedderConfig, resolve_embedder
-    from annotators.heads import RegressionHead
-    from annotators.jql import embed_shard, score_shard
-    from annotators.registry import save_annotator
-    from storage.schemas import CURATED
-    from storage.shards import ShardStore, UnitKey
+    from kurate.annotators.embedder import EmbedderConfig, resolve_embedder
+    from kurate.annotators.heads import RegressionHead
+    from kurate.annotators.jql import embed_shard, score_shard
+    from kurate.annotators.registry import save_annotator
+    from kurate.storage.schemas import CURATED
+    from kurate.storage.shards import ShardStore, UnitKey
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
     hidden, layers, heads, ff = GEOMETRIES[args.geometry]
@@ -109,7 +109,7 @@ def main() -> None:
         bare = len(docs) / (time.perf_counter() - started)
         del bare_model
 
-        from annotators.jql import embedder_for
+        from kurate.annotators.jql import embedder_for
 
         embedder_for(emb_config).embed(docs[: args.batch])  # load + warm up once, as a Ray actor would
         started = time.perf_counter()

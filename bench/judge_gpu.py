@@ -50,11 +50,11 @@ def main() -> None:
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    from annotators.annotate import JudgeWorker, SampleRef
-    from annotators.backends import TransformersBackend
-    from annotators.judge import Judge, JudgeConfig
-    from storage.schemas import SAMPLES
-    from storage.shards import ShardStore, UnitKey
+    from kurate.annotators.annotate import JudgeWorker, SampleRef
+    from kurate.annotators.backends import TransformersBackend
+    from kurate.annotators.judge import Judge, JudgeConfig
+    from kurate.storage.schemas import SAMPLES
+    from kurate.storage.shards import ShardStore, UnitKey
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
     dtype = torch.bfloat16 if device == "cuda" else torch.float32

@@ -30,7 +30,7 @@ from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
 
-from tasks.minhash import MinHashConfig, MinHasher, jaccard_estimate, normalize_text  # noqa: E402
+from kurate.tasks.minhash import MinHashConfig, MinHasher, jaccard_estimate, normalize_text  # noqa: E402
 
 DEFAULT_TEXT = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "german-prose.txt.gz"
 

@@ -19,8 +19,8 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from annotators.synthesize import SynthesizeConfig, SynthWorker  # noqa: E402
-from tasks import demo_pages  # noqa: E402
+from kurate.annotators.synthesize import SynthesizeConfig, SynthWorker  # noqa: E402
+from kurate.tasks import demo_pages  # noqa: E402
 
 ARTICLES = [demo_pages.DE_STADTGESCHICHTE, demo_pages.DE_WISSEN, demo_pages.DE_REGIONAL, demo_pages.DE_REZEPT,
             demo_pages.DE_FAHRRAD, demo_pages.DE_ESSAY]

@@ -61,8 +61,8 @@ def main() -> None:
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    from annotators.backends import TransformersBackend
-    from annotators.synthesize import load_synth_prompt
+    from kurate.annotators.backends import TransformersBackend
+    from kurate.annotators.synthesize import load_synth_prompt
 
     device = "cuda" if torch.cuda.is_available() and not args.smoke else "cpu"
     dtype = torch.bfloat16 if device == "cuda" else torch.float32

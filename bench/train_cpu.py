@@ -22,9 +22,9 @@ import time
 
 import torch
 
-from models.hat import split_words
-from models.tfree import split_units
-from models.train import preset, train
+from kurate.models.hat import split_words
+from kurate.models.tfree import split_units
+from kurate.models.train import preset, train
 
 DATA = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data", "german-prose.txt.gz")
 

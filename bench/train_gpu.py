@@ -32,7 +32,7 @@ def main() -> None:
 
     import torch
 
-    from models.train import preset, train
+    from kurate.models.train import preset, train
 
     texts = gzip.open(PROSE, "rt").read().splitlines()
     device = torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu"

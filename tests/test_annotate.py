@@ -8,15 +8,15 @@ import json
 import pytest
 from typer.testing import CliRunner
 
-from annotators.annotate import JudgeWorker, SampleConfig, commit_sample
-from annotators.judge import Judge, JudgeConfig
-from flows.annotate import annotate
-from flows.cli import app
-from flows.config import load_config
-from storage.catalog import Catalog
-from tasks.curate import run_local
-from tasks.ingest import IngestConfig
-from tasks.quality import LanguageConfig, QualityConfig
+from kurate.annotators.annotate import JudgeWorker, SampleConfig, commit_sample
+from kurate.annotators.judge import Judge, JudgeConfig
+from kurate.flows.annotate import annotate
+from kurate.flows.cli import app
+from kurate.flows.config import load_config
+from kurate.storage.catalog import Catalog
+from kurate.tasks.curate import run_local
+from kurate.tasks.ingest import IngestConfig
+from kurate.tasks.quality import LanguageConfig, QualityConfig
 from tiny_models import build_tiny_judge
 
 runner = CliRunner()
@@ -47,7 +47,7 @@ def test_sample_is_balanced_seeded_and_stratified(curated_root):
     assert ref.rows == sum(sample.values()) and len(ref.chunks) == -(-ref.rows // 3)
     again = commit_sample(curated_root, SampleConfig(per_language=2, seed=7), docs_per_unit=3)
     assert again == ref  # same config + same curated generation → the committed sample is reused
-    from tasks.sampling import balanced_sample
+    from kurate.tasks.sampling import balanced_sample
 
     con = Catalog(curated_root).connect()
     a = balanced_sample(con, 3, ["de"], strata=2, seed=1).column("id").to_pylist()

@@ -7,11 +7,11 @@ import json
 import pytest
 from typer.testing import CliRunner
 
-from flows.cli import app
-from flows.config import ConfigError, load_config
-from tasks.curate import run_local
-from tasks.ingest import IngestConfig
-from tasks.quality import LanguageConfig, QualityConfig
+from kurate.flows.cli import app
+from kurate.flows.config import ConfigError, load_config
+from kurate.tasks.curate import run_local
+from kurate.tasks.ingest import IngestConfig
+from kurate.tasks.quality import LanguageConfig, QualityConfig
 
 runner = CliRunner()
 

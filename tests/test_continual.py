@@ -16,14 +16,14 @@ import pyarrow as pa
 import pytest
 import torch
 
-from models.bpe import BOS, BPECodec, BPEConfig, BPEModel
-from models.coretokens import (atman_relevance, build_buffer, doc_batch, encode_docs, gradxinput_relevance,
+from kurate.models.bpe import BOS, BPECodec, BPEConfig, BPEModel
+from kurate.models.coretokens import (atman_relevance, build_buffer, doc_batch, encode_docs, gradxinput_relevance,
                                replay_texts, score_documents, select_documents, span_rows)
-from models.toy_corpus import german_paragraphs
-from models.train import MaskedText, Packer, build, preset, train
-from storage.catalog import Catalog
-from storage.schemas import CORETOKENS, CURATED
-from storage.shards import ShardStore, UnitKey
+from kurate.models.toy_corpus import german_paragraphs
+from kurate.models.train import MaskedText, Packer, build, preset, train
+from kurate.storage.catalog import Catalog
+from kurate.storage.schemas import CORETOKENS, CURATED
+from kurate.storage.shards import ShardStore, UnitKey
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -47,22 +47,39 @@ def _planted(rng: random.Random) -> str:
     return " ".join([key, *rng.choices(FILLERS, k=5), key])
 
 
+COPY_LOSS = 0.05  # nats on the last (copied) unit; a filler costs ln 12 ≈ 2.5 whatever the model
+
+
+def _copy_loss(model, codec, docs) -> float:
+    with torch.no_grad():
+        return float(model(doc_batch(codec, docs))["unit_loss"][:, -1].mean())
+
+
 @pytest.fixture(scope="module")
 def planted_model():
+    """Trained to a loss criterion, not for a fixed number of steps: how many steps a 1-layer toy
+    needs to learn the copy depends on the CPU's float rounding, so a fixed count converges on some
+    machines and not on others. Every seed is tried in turn until one reaches the criterion."""
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # module fixtures run before the per-test one_torch_thread
-    torch.manual_seed(0)
     codec = _word_codec()
-    model = BPEModel(BPEConfig(d_model=32, n_layer=1, n_head=2, max_len=16), codec)
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-2)
-    rng = random.Random(0)
-    for _ in range(250):
-        batch = doc_batch(codec, [codec.encode(_planted(rng)) for _ in range(32)])
-        model(batch)["loss"].backward()
-        opt.step()
-        opt.zero_grad()
-    torch.set_num_threads(threads)
-    return model, codec
+    probe = [codec.encode(_planted(random.Random(1000 + i))) for i in range(64)]
+    try:
+        for seed in range(4):
+            torch.manual_seed(seed)
+            model = BPEModel(BPEConfig(d_model=32, n_layer=1, n_head=2, max_len=16), codec)
+            opt = torch.optim.AdamW(model.parameters(), lr=1e-2)
+            rng = random.Random(seed)
+            for step in range(1, 1501):
+                batch = doc_batch(codec, [codec.encode(_planted(rng)) for _ in range(32)])
+                model(batch)["loss"].backward()
+                opt.step()
+                opt.zero_grad()
+                if step % 50 == 0 and _copy_loss(model, codec, probe) < COPY_LOSS:
+                    return model, codec
+        pytest.fail(f"the planted toy never learned the copy (held-out copy loss ≥ {COPY_LOSS} after 4 × 1,500 steps)")
+    finally:
+        torch.set_num_threads(threads)
 
 
 def test_attribution_ranks_the_planted_unit_first(planted_model):
@@ -71,7 +88,7 @@ def test_attribution_ranks_the_planted_unit_first(planted_model):
     docs = [codec.encode(_planted(rng)) for _ in range(8)]
     # the model did learn the copy: the last unit is cheap, the fillers are not
     loss = model(doc_batch(codec, docs))["unit_loss"].detach()
-    assert float(loss[:, -1].mean()) < 0.3 < float(loss[:, 1:-1].mean())
+    assert float(loss[:, -1].mean()) < 0.3 < 2.0 < float(loss[:, 1:-1].mean())
     for units in docs:
         assert int(np.argmax(atman_relevance(model, codec, units))) == 0
     # gradient×input gives one value per unit (the last feeds nothing); on this toy it does not find
@@ -201,7 +218,7 @@ def test_segments_hold_the_kept_units_with_bounded_context(kind):
 
 @pytest.mark.parametrize("arm", ["core-tokens-prefix", "core-tokens-context", "full-documents"])
 def test_replay_share_counts_loss_bearing_units(arm):
-    from models.continual import ReplayMix, loss_units
+    from kurate.models.continual import ReplayMix, loss_units
 
     old, new = german_paragraphs(20, seed=4), _english(300, seed=5)
     _, codec = build(_small("bpe"), fit_texts=old + new[:50])
@@ -285,7 +302,7 @@ def continual_root(tmp_path_factory):
 
 
 def _config(root: str, **continual):
-    from flows.config import load_config
+    from kurate.flows.config import load_config
 
     return load_config(None, [], {"root": root, "train": {"model": "bpe"}, "continual": {
         "new": "curated", "new_languages": ["en"], "old_languages": ["de"], "budget": 0.02,
@@ -294,7 +311,7 @@ def _config(root: str, **continual):
 
 
 def test_comparison_runs_every_arm(continual_root):
-    from flows.continual import run_continual
+    from kurate.flows.continual import run_continual
 
     result = run_continual(_config(continual_root, name="cmp", compare=True, multiples=[2],
                                    selection="loss", attribution="gradxinput"))
@@ -335,7 +352,7 @@ def test_kurate_continual_end_to_end(prefect_server, continual_root):
 def test_continual_flow_submits_a_ray_job_once(prefect_server, continual_root, ray_head):
     from ray.job_submission import JobSubmissionClient
 
-    from flows.continual import continual_flow, submission_id
+    from kurate.flows.continual import continual_flow, submission_id
 
     # its own selection/attribution, so its buffer is told apart from the end-to-end test's in `coretokens`
     config = _config(continual_root, name="job", job_address=ray_head, selection="random", attribution="gradxinput",

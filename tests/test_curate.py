@@ -7,12 +7,12 @@ import dataclasses
 
 import pytest
 
-from storage.catalog import Catalog
-from storage.shards import ShardStore
-from tasks.curate import DedupConfig, run_local
-from tasks.demo_warc import DemoPage, demo_pages, page_records, write_warc
-from tasks.ingest import IngestConfig
-from tasks.quality import LanguageConfig, QualityConfig
+from kurate.storage.catalog import Catalog
+from kurate.storage.shards import ShardStore
+from kurate.tasks.curate import DedupConfig, run_local
+from kurate.tasks.demo_warc import DemoPage, demo_pages, page_records, write_warc
+from kurate.tasks.ingest import IngestConfig
+from kurate.tasks.quality import LanguageConfig, QualityConfig
 
 QUALITY = QualityConfig(language=LanguageConfig(keep=["de", "en", "fr"]))
 INGEST = IngestConfig(extractor="resiliparse")

@@ -10,8 +10,8 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from tasks.dedup import DUPLICATE_SCHEMA, SIGNATURE_SCHEMA, find_duplicates, signature_table
-from tasks.minhash import MinHasher, exact_hash, jaccard_estimate
+from kurate.tasks.dedup import DUPLICATE_SCHEMA, SIGNATURE_SCHEMA, find_duplicates, signature_table
+from kurate.tasks.minhash import MinHasher, exact_hash, jaccard_estimate
 
 ARTICLE_DE = """Neue Radwege für die Innenstadt
 Der Stadtrat hat am Dienstagabend mit knapper Mehrheit beschlossen, in den kommenden drei Jahren

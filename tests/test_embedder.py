@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from annotators.embedder import (
+from kurate.annotators.embedder import (
     E5_SMALL,
     EMBEDDED,
     USE_MULTILINGUAL,

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from tasks.filters import (
+from kurate.tasks.filters import (
     ANALYSED_CHARS,
     FILTERS,
     KEEP,
@@ -213,7 +213,7 @@ def test_stop_word_check_skipped_without_a_list(params):
 
 def test_french_elided_stop_words_count():
     settings = GopherQualitySettings(min_words=0, stop_words=frozenset({"l'", "d'"}), min_stop_words=3)
-    from tasks.filters.gopher_quality import count_stop_words
+    from kurate.tasks.filters.gopher_quality import count_stop_words
 
     assert count_stop_words(tuple(split_words("L'eau d’une source, l’arbre et la terre")), settings.stop_words) == 3
 
@@ -238,8 +238,8 @@ def test_repeated_paragraphs_with_long_text(filters):
     assert (v.keep, v.reason) == (False, "gopher_repetition:dup_line_frac")
     # with the paragraph copies on one line each, only the paragraph statistics can see them
     settings = GopherRepetitionSettings(max_dup_line_frac=1, max_dup_line_char_frac=1)
-    from tasks.filters.gopher_repetition import evaluate_gopher_repetition
-    from tasks.filters.text import analyse
+    from kurate.tasks.filters.gopher_repetition import evaluate_gopher_repetition
+    from kurate.tasks.filters.text import analyse
 
     v = evaluate_gopher_repetition(analyse(text), settings, "de")
     assert (v.keep, v.reason, v.value) == (False, "gopher_repetition:dup_para_frac", 2 / 5)
@@ -261,8 +261,8 @@ def test_top_bigram_spam(filters):
 
 def test_repeated_long_phrase_fails_duplicate_ngrams():
     settings = GopherRepetitionSettings()
-    from tasks.filters.gopher_repetition import evaluate_gopher_repetition
-    from tasks.filters.text import analyse
+    from kurate.tasks.filters.gopher_repetition import evaluate_gopher_repetition
+    from kurate.tasks.filters.text import analyse
 
     # a 12-word sales phrase pasted twice into otherwise varied prose
     phrase = "wie unsere zufriedenen Kunden aus ganz Deutschland seit vielen Jahren immer wieder bestätigen"
@@ -360,8 +360,8 @@ def test_too_few_sentences(filters):
 
 
 def test_terminal_punct_threshold_is_off_by_default_and_configurable():
-    from tasks.filters.c4 import evaluate_c4
-    from tasks.filters.text import analyse
+    from kurate.tasks.filters.c4 import evaluate_c4
+    from kurate.tasks.filters.text import analyse
 
     text = "Überschrift eins\nÜberschrift zwei\nÜberschrift drei\n" + ENGLISH_ARTICLE
     assert evaluate_c4(analyse(text), C4Settings(), "en") == KEEP

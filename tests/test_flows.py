@@ -11,11 +11,11 @@ import yaml
 from prefect.client.orchestration import get_client
 from typer.testing import CliRunner
 
-from flows.cli import app
-from flows.config import load_config
-from flows.curate import curate
-from flows.pipeline import pipeline
-from storage.catalog import Catalog
+from kurate.flows.cli import app
+from kurate.flows.config import load_config
+from kurate.flows.curate import curate
+from kurate.flows.pipeline import pipeline
+from kurate.storage.catalog import Catalog
 
 runner = CliRunner()
 
@@ -97,8 +97,8 @@ def test_s3_input_and_root_on_a_loopback_s3_server(prefect_server, ray_local, s3
 
 
 def test_status_reports_pending_and_temporary_work(tmp_path, demo_warc):
-    from storage.shards import ShardStore, UnitKey
-    from tasks.curate import run_local
+    from kurate.storage.shards import ShardStore, UnitKey
+    from kurate.tasks.curate import run_local
 
     root = str(tmp_path / "root")
     path = str(demo_warc[0])
@@ -114,7 +114,7 @@ def test_status_reports_pending_and_temporary_work(tmp_path, demo_warc):
 
 
 def test_deployments_for_serve(prefect_server):
-    from flows.deployments import build_deployments
+    from kurate.flows.deployments import build_deployments
 
     config = load_config(Path(__file__).resolve().parents[1] / "configs" / "demo.yaml")
     deployments = build_deployments(config, cron="0 3 * * *")

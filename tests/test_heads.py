@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from annotators.heads import HeadConfig, correlations, predict, train_head
-from annotators.registry import list_annotators, load_annotator, save_annotator
+from kurate.annotators.heads import HeadConfig, correlations, predict, train_head
+from kurate.annotators.registry import list_annotators, load_annotator, save_annotator
 
 
 def _data(n=600, d=32, seed=0):

@@ -9,10 +9,10 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from flows.config import load_config
-from storage.catalog import Catalog
-from storage.schemas import CURATED, LABELS
-from storage.shards import ShardStore, UnitKey
+from kurate.flows.config import load_config
+from kurate.storage.catalog import Catalog
+from kurate.storage.schemas import CURATED, LABELS
+from kurate.storage.shards import ShardStore, UnitKey
 
 SCIENCE = {
     "de": ["Die Photosynthese wandelt Lichtenergie in chemische Energie um.", "Ein Atom besteht aus Kern und Elektronenhülle.",
@@ -83,7 +83,7 @@ def _config(root: str, **extra):
 
 @pytest.mark.e2e
 def test_distill_then_score(prefect_server, jql_root):
-    from flows.jql import distill, score
+    from kurate.flows.jql import distill, score
 
     config = _config(jql_root)
     result = distill(config)
@@ -121,7 +121,7 @@ def test_distill_then_score(prefect_server, jql_root):
 
 @pytest.mark.e2e
 def test_cross_lingual_distill_evaluates_on_unseen_languages(prefect_server, jql_root):
-    from flows.jql import distill
+    from kurate.flows.jql import distill
 
     result = distill(_config(jql_root, distill={"train_languages": ["de"], "balanced_variant": False,
                                                 "head": {"width": 256, "lr": 2e-3, "batch_size": 64, "max_epochs": 40}}))

@@ -10,9 +10,9 @@ import time
 
 import pytest
 
-from annotators.backends import OpenAIBackend
-from annotators.judge import Judge, JudgeConfig
-from annotators.prompts import aggregate, load_prompt, parse_answer
+from kurate.annotators.backends import OpenAIBackend
+from kurate.annotators.judge import Judge, JudgeConfig
+from kurate.annotators.prompts import aggregate, load_prompt, parse_answer
 from tiny_models import build_tiny_judge
 
 DOCS = [
@@ -96,7 +96,7 @@ def _free_port() -> int:
 @pytest.fixture(scope="module")
 def server(forced):
     port = _free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "annotators.openai_server", "--model", forced, "--name", "tiny",
+    proc = subprocess.Popen([sys.executable, "-m", "kurate.annotators.openai_server", "--model", forced, "--name", "tiny",
                              "--port", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.time() + 90
     while True:

@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from tasks.langid import MAX_CHARS, LanguageIdentifier, bundled_model_path, default_identifier, prepare
+from kurate.tasks.langid import MAX_CHARS, LanguageIdentifier, bundled_model_path, default_identifier, prepare
 
 GERMAN = (
     "Am Samstagmorgen öffnet der Wochenmarkt auf dem Kirchplatz schon um sieben Uhr. Die Bauern aus "

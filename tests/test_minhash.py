@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tasks.minhash import EMPTY_VALUE, MinHashConfig, MinHasher, exact_hash, jaccard_estimate, normalize_text
+from kurate.tasks.minhash import EMPTY_VALUE, MinHashConfig, MinHasher, exact_hash, jaccard_estimate, normalize_text
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -6,9 +6,9 @@ import tempfile
 
 import pytest
 
-from models.bpe import BPECodec, BPEConfig
-from models.toy_corpus import german_paragraphs
-from models.train import preset, train
+from kurate.models.bpe import BPECodec, BPEConfig
+from kurate.models.toy_corpus import german_paragraphs
+from kurate.models.train import preset, train
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")

@@ -7,9 +7,9 @@ import tempfile
 import pytest
 import torch
 
-from models.tfree import BOS, TFree, TFreeCodec, TFreeConfig, split_units
-from models.toy_corpus import german_paragraphs
-from models.train import preset, train
+from kurate.models.tfree import BOS, TFree, TFreeCodec, TFreeConfig, split_units
+from kurate.models.toy_corpus import german_paragraphs
+from kurate.models.train import preset, train
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -65,7 +65,7 @@ def test_tfree_loss_falls_and_bits_per_byte():
                  eval_batches=2, model_config={"vocab_rows": 1024, "wordfreq_top": 500})
     with tempfile.TemporaryDirectory() as d:
         s = train(cfg, texts, german_paragraphs(20, seed=1), d, resume=False)
-        from models.train import load_checkpoint
+        from kurate.models.train import load_checkpoint
 
         model, codec, _ = load_checkpoint(d)
     losses = [m["loss"] for m in s["history"]]

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pyarrow.parquet as pq
 import pytest
 
-from storage.catalog import Catalog
-from storage.shards import ShardStore, UnitKey, config_hash
+from kurate.storage.catalog import Catalog
+from kurate.storage.shards import ShardStore, UnitKey, config_hash
 
 
 def _rows(n, start=0):
@@ -57,7 +57,7 @@ def test_orphaned_final_file_is_invisible_until_a_rerun_commits(root):
     store.fs.makedirs(f"{store.path}/curated", exist_ok=True)
     with store.fs.open(orphan, "wb") as f:
         import pyarrow as pa
-        from storage.schemas import CURATED
+        from kurate.storage.schemas import CURATED
 
         pq.write_table(pa.Table.from_pylist(_rows(7), schema=CURATED), f)
     assert Catalog(root).query("select count(*) as n from curated").column("n").to_pylist() == [0]

@@ -11,20 +11,20 @@ from pathlib import Path
 
 import pytest
 
-from storage.catalog import Catalog
-from storage.shards import ShardStore
-from tasks.curate import DedupConfig, filter_shard
-from tasks.ingest import IngestConfig
-from tasks.quality import LanguageConfig, QualityConfig
+from kurate.storage.catalog import Catalog
+from kurate.storage.shards import ShardStore
+from kurate.tasks.curate import DedupConfig, filter_shard
+from kurate.tasks.ingest import IngestConfig
+from kurate.tasks.quality import LanguageConfig, QualityConfig
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIG = IngestConfig(extractor="resiliparse", batch_rows=25)
 QUALITY = QualityConfig(language=LanguageConfig(keep=["de", "en"]))
 WRITER = """
 import sys
-from tasks.curate import DedupConfig, filter_shard
-from tasks.ingest import IngestConfig
-from tasks.quality import QualityConfig
+from kurate.tasks.curate import DedupConfig, filter_shard
+from kurate.tasks.ingest import IngestConfig
+from kurate.tasks.quality import QualityConfig
 filter_shard(sys.argv[1], sys.argv[2], IngestConfig.model_validate_json(sys.argv[3]),
              QualityConfig.model_validate_json(sys.argv[4]), DedupConfig(), "killtest")
 """
@@ -42,7 +42,7 @@ def _snapshot(root: str) -> dict:
 
 @pytest.fixture(scope="module")
 def bulk_warc(tmp_path_factory):
-    from tasks.demo_warc import make_bulk_warc
+    from kurate.tasks.demo_warc import make_bulk_warc
 
     path = tmp_path_factory.mktemp("bulk") / "bulk.warc.gz"
     make_bulk_warc(str(path), 3000, seed=7)

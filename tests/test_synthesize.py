@@ -11,13 +11,13 @@ from collections import Counter
 import pyarrow as pa
 import pytest
 
-from annotators.synthesize import (
+from kurate.annotators.synthesize import (
     GateConfig, Gates, PROMPT_TYPES, SynthesizeConfig, SynthWorker, assign_type, check_filters, check_language,
     check_length, check_meta, check_similarity, chunk_document, cut_at_stop, load_synth_prompt, plan_units, stage_of,
 )
-from storage.catalog import Catalog
-from storage.schemas import CURATED, SCORES
-from storage.shards import ShardStore, UnitKey
+from kurate.storage.catalog import Catalog
+from kurate.storage.schemas import CURATED, SCORES
+from kurate.storage.shards import ShardStore, UnitKey
 from tiny_generators import build_tiny_generator
 
 # What the tiny generator writes, whatever it is asked: a plausible German encyclopaedic passage.
@@ -251,7 +251,7 @@ def test_stage_commits_synthetic_with_provenance_and_resumes(tmp_path, generator
 
 
 def test_transformers_backend_stops_early_at_a_stop_string(generator):
-    from annotators.backends import TransformersBackend
+    from kurate.annotators.backends import TransformersBackend
 
     backend = TransformersBackend(generator, "fp32", batch_size=2)
     prompts = ["Text: Die Donau.\n\nZusammenfassung:", "Text: Der Rhein.\n\nZusammenfassung:"]
@@ -290,8 +290,8 @@ def test_without_scores_all_german_docs_and_fewshot_style(tmp_path, generator):
 
 @pytest.mark.e2e
 def test_synthesize_flow_on_ray(prefect_server, ray_local, tmp_path, generator):
-    from flows.config import PipelineConfig
-    from flows.synthesize import synthesize
+    from kurate.flows.config import PipelineConfig
+    from kurate.flows.synthesize import synthesize
 
     root = str(tmp_path / "root")
     _commit_root(root)
@@ -311,8 +311,8 @@ def test_synthesize_flow_on_ray(prefect_server, ray_local, tmp_path, generator):
 def test_embedded_generator_gguf_assembles_from_its_chunk_wheels(tmp_path):
     """The default generator's GGUF is assembled (and sha256-checked by the wheel) from four chunk
     wheels; converting it to a transformers folder is left to the demo (~1.5 min)."""
-    from annotators.models import EMBEDDED, gguf_location
-    from annotators.synthesize import EMBEDDED_GENERATOR_MODEL
+    from kurate.annotators.models import EMBEDDED, gguf_location
+    from kurate.annotators.synthesize import EMBEDDED_GENERATOR_MODEL
 
     directory, filename = gguf_location(EMBEDDED[EMBEDDED_GENERATOR_MODEL], tmp_path)
     path = directory / filename
@@ -327,7 +327,7 @@ def test_prompts_get_the_bos_their_tokenizer_always_adds(generator):
     from tokenizers.processors import TemplateProcessing
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from annotators.backends import TransformersBackend
+    from kurate.annotators.backends import TransformersBackend
 
     plain = TransformersBackend(generator, "fp32")
     assert plain.bos_prefix == ""  # this tokenizer adds no BOS: prompts stay as they are

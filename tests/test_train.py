@@ -10,10 +10,10 @@ import pyarrow.parquet as pq
 import pytest
 import torch
 
-from models.data import ParquetMix, is_heldout, stream_texts
-from models.hat import HATCodec
-from models.toy_corpus import german_paragraphs
-from models.train import Packer, generate_text, load_checkpoint, lr_at, preset, train
+from kurate.models.data import ParquetMix, is_heldout, stream_texts
+from kurate.models.hat import HATCodec
+from kurate.models.toy_corpus import german_paragraphs
+from kurate.models.train import Packer, generate_text, load_checkpoint, lr_at, preset, train
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")

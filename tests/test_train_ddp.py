@@ -14,9 +14,9 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from flows.config import TrainStageConfig
-from flows.train import run_ray_train, run_training
-from storage.catalog import Catalog
+from kurate.flows.config import TrainStageConfig
+from kurate.flows.train import run_ray_train, run_training
+from kurate.storage.catalog import Catalog
 from toy_roots import german_root
 
 SMALL = {"seq_len": 16, "batch_size": 4, "max_steps": 6, "warmup_steps": 2, "log_every": 2, "eval_batches": 1,

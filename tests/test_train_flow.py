@@ -9,8 +9,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from flows.config import load_config
-from storage.catalog import Catalog
+from kurate.flows.config import load_config
+from kurate.storage.catalog import Catalog
 from toy_roots import german_root
 
 @pytest.fixture(scope="module")
@@ -43,7 +43,7 @@ def test_kurate_train_then_generate(prefect_server, text_root, model):
 
 @pytest.mark.e2e
 def test_train_flow_submits_a_ray_job_once(prefect_server, text_root, ray_head):
-    from flows.train import submission_id, train_flow
+    from kurate.flows.train import submission_id, train_flow
 
     config = load_config(None, [], {"root": text_root, "train": {
         "name": "job", "model": "bpe", "overrides": {"max_steps": 8, "log_every": 4}, "job_address": ray_head}})

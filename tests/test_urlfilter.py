@@ -5,8 +5,8 @@ from __future__ import annotations
 import fsspec
 import pytest
 
-from tasks.filters import KEEP
-from tasks.urlfilter import BUILTIN_KEYWORDS, UrlFilter, read_blocklist
+from kurate.tasks.filters import KEEP
+from kurate.tasks.urlfilter import BUILTIN_KEYWORDS, UrlFilter, read_blocklist
 
 BLOCKLIST = """\
 # spam domains collected 2024-05

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from models.toy_corpus import german_paragraphs
-from storage.schemas import CURATED
-from storage.shards import ShardStore, UnitKey
+from kurate.models.toy_corpus import german_paragraphs
+from kurate.storage.schemas import CURATED
+from kurate.storage.shards import ShardStore, UnitKey
 
 
 def german_root(root: str | Path, docs: int, seed: int) -> str:

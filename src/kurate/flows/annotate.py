@@ -1,0 +1,104 @@
+"""Annotate flow: LLM judges score a language-balanced sample of curated documents.
+
+    kurate annotate --root runs/demo [--judge NAME …] [--per-language N]
+
+1. sample (DuckDB over the catalog): N curated documents per language, seeded → ``samples``
+2. label: per judge, a pool of Ray actors (one model each, a GPU each when the cluster has them)
+   labels the sample chunk by chunk → ``labels``; committed chunks are skipped on re-runs
+3. report: counts, invalid rate per judge and language, score histograms (Prefect artifacts)
+"""
+
+from __future__ import annotations
+
+import sys
+
+from prefect import flow, task
+from prefect.artifacts import create_markdown_artifact, create_progress_artifact, create_table_artifact, update_progress_artifact
+
+from kurate.annotators.annotate import JudgeWorker, SampleRef, commit_sample, label_report
+from kurate.annotators.judge import JudgeConfig
+from kurate.flows.config import PipelineConfig, load_config
+from kurate.flows.runner import ensure_ray
+from kurate.storage.catalog import Catalog
+from kurate.storage.fs import protocol_of
+
+
+@task(name="sample")
+def sample(config: PipelineConfig) -> SampleRef:
+    a = config.annotate
+    ref = commit_sample(config.root, a.sample, a.docs_per_unit, config.storage_options)
+    print(f"[annotate] sample {ref.unit}: {ref.rows} documents in {len(ref.chunks)} chunks")
+    return ref
+
+
+def _gpu_available() -> bool:
+    import ray
+
+    return ray.cluster_resources().get("GPU", 0) > 0
+
+
+@task(name="label")
+def label(config: PipelineConfig, judge: JudgeConfig, ref: SampleRef) -> list[dict]:
+    """Label every chunk of the sample with one judge (Ray actor pool; in-process for local/memory)."""
+    a = config.annotate
+    progress = create_progress_artifact(0.0, key=f"annotate-{judge.name.lower().replace('_', '-').replace('.', '-')}-progress",
+                                        description=f"{judge.name}: chunks done")
+    args = (config.root, ref)
+    results = []
+
+    def done(result: dict) -> None:
+        results.append(result)
+        rate = "skipped" if result["skipped"] else f"{result['docs'] / max(result['seconds'], 1e-9):.1f} docs/s"
+        print(f"[annotate:{judge.name}] {len(results)}/{len(ref.chunks)} chunks ({rate})", flush=True)
+        update_progress_artifact(progress, 100.0 * len(results) / max(len(ref.chunks), 1))
+
+    if config.ray.executor == "local" or protocol_of(config.root) == "memory":
+        worker = JudgeWorker(judge)
+        for chunk in ref.chunks:
+            done(worker.label_unit(*args, chunk, a.docs_per_unit, config.storage_options))
+        return results
+
+    import ray
+    from ray.util import ActorPool
+
+    ensure_ray(config.ray)
+    gpus = 1 if _gpu_available() else 0
+    actor = ray.remote(JudgeWorker).options(num_gpus=gpus, num_cpus=a.cpus_per_actor)
+    pool = ActorPool([actor.remote(judge) for _ in range(max(1, min(a.actors_per_judge, len(ref.chunks))))])
+    for result in pool.map_unordered(
+        lambda worker, chunk: worker.label_unit.remote(*args, chunk, a.docs_per_unit, config.storage_options), ref.chunks
+    ):
+        done(result)
+    return results
+
+
+@flow(name="annotate", log_prints=True)
+def annotate(config: PipelineConfig) -> dict:
+    """Label a language-balanced sample of curated documents with every configured judge."""
+    a = config.annotate
+    ref = sample(config)
+    summary = {"sample": ref.unit, "documents": ref.rows, "judges": {}}
+    for judge in a.judges:
+        results = label(config, judge, ref)
+        summary["judges"][judge.name] = {
+            "chunks": len(results),
+            "labelled_now": sum(r["docs"] for r in results if not r["skipped"]),
+            "skipped_chunks": sum(1 for r in results if r["skipped"]),
+            "invalid": sum(r["invalid"] for r in results),
+        }
+    Catalog(config.root, config.storage_options).refresh_file()
+    report = label_report(config.root, config.storage_options)
+    if report["per_language"]:
+        create_table_artifact(report["per_language"], key="annotate-judges", description="Labels, invalid rate and mean score per judge and language")
+    if report["histogram"]:
+        create_table_artifact(report["histogram"], key="annotate-histogram", description="Score histogram per judge")
+    lines = [f"# annotate: {config.root}", "", f"Sample `{ref.unit}`: {ref.rows} documents.", "",
+             "| judge | chunks | labelled now | chunks skipped | invalid |", "|---|---|---|---|---|"]
+    lines += [f"| {name} | {s['chunks']} | {s['labelled_now']} | {s['skipped_chunks']} | {s['invalid']} |" for name, s in summary["judges"].items()]
+    create_markdown_artifact("\n".join(lines), key="annotate-summary", description="Annotate summary")
+    print(f"[annotate] done: {summary}")
+    return summary
+
+
+if __name__ == "__main__":
+    annotate(load_config(sys.argv[1], sys.argv[2:]))

@@ -1,0 +1,250 @@
+"""Pipeline configuration: one pydantic model drives the CLI, the Prefect flow forms and YAML files.
+
+Unknown keys and bad values are errors that name the key (``curate.ingest.extractor: …``).
+``--set a.b.c=value`` overrides take YAML scalars (``--set curate.ingest.batch_rows=64``).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from kurate.annotators.annotate import SampleConfig
+from kurate.annotators.embedder import EmbedderConfig
+from kurate.annotators.jql import DistillConfig, ScoreConfig
+from kurate.annotators.judge import JudgeConfig
+from kurate.annotators.synthesize import SynthesizeConfig
+from kurate.tasks.curate import CurateHashes, DedupConfig
+from kurate.tasks.ingest import IngestConfig
+from kurate.tasks.quality import FilterConfig, LanguageConfig, QualityConfig, UrlFilterConfig
+
+Stage = Literal["curate", "annotate", "distill", "score", "synthesize", "train", "continual"]
+
+
+class ConfigError(ValueError):
+    """A config file or override that does not fit the schema; the message names every bad key."""
+
+
+class RayConfig(BaseModel):
+    """Where per-shard work runs."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    executor: Literal["ray", "local"] = Field(
+        "ray", description="ray: one Ray task per shard; local: in this process, one shard after another."
+    )
+    address: str | None = Field(
+        None, description="Ray cluster address (ray://host:10001 or auto). Empty: $RAY_ADDRESS, else a local Ray."
+    )
+    num_cpus: int | None = Field(None, gt=0, description="CPUs for a local Ray instance (default: all).")
+    cpus_per_shard: float = Field(1.0, gt=0, description="CPUs each shard task reserves.")
+    max_retries: int = Field(2, ge=0, description="Ray retries of a shard whose worker died.")
+
+
+class CurateConfig(BaseModel):
+    """The curate stage: WARC/WET shards → extraction → URL filter → language ID → heuristic filters
+    → exact + MinHash dedup → curated documents, with a reject row for everything dropped."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    inputs: list[str] = Field(default_factory=list, description="WARC/WET shard URLs or globs (local, s3://, https://).")
+    ingest: IngestConfig = Field(default_factory=IngestConfig)
+    url: UrlFilterConfig = Field(default_factory=UrlFilterConfig)
+    language: LanguageConfig = Field(default_factory=LanguageConfig)
+    filters: FilterConfig = Field(default_factory=FilterConfig)
+    dedup: DedupConfig = Field(default_factory=DedupConfig)
+    report: bool = Field(True, description="Write the retention funnel (PNG + HTML) under <root>/reports/.")
+
+    def quality(self) -> QualityConfig:
+        return QualityConfig(url=self.url, language=self.language, filters=self.filters)
+
+    def hashes(self) -> CurateHashes:
+        """Config hashes of the curate units (the list of inputs is not part of them)."""
+        return CurateHashes.of(self.ingest, self.quality(), self.dedup)
+
+
+class AnnotateConfig(BaseModel):
+    """The annotate stage: LLM judges on a language-balanced sample of curated documents."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    judges: list[JudgeConfig] = Field(
+        default_factory=lambda: [JudgeConfig(name="smollm2-edu")],
+        description="Judges to run (each: backend, model, prompt, mode …).",
+    )
+    sample: SampleConfig = Field(default_factory=SampleConfig)
+    docs_per_unit: int = Field(32, ge=1, description="Documents per committed labels chunk (the resume granularity).")
+    actors_per_judge: int = Field(1, ge=1, description="Ray actors (model copies) per judge.")
+    cpus_per_actor: float = Field(1.0, gt=0)
+
+    def judge(self, name: str) -> JudgeConfig:
+        for judge in self.judges:
+            if judge.name == name:
+                return judge
+        raise KeyError(f"no judge named {name!r}; configured: {[j.name for j in self.judges]}")
+
+
+class JqlConfig(BaseModel):
+    """JQL annotators: the embedder both steps share, head training, and corpus scoring."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    embedder: EmbedderConfig = Field(default_factory=EmbedderConfig)
+    distill: DistillConfig = Field(default_factory=DistillConfig)
+    score: ScoreConfig = Field(default_factory=ScoreConfig)
+    gpus_per_task: float = Field(1.0, ge=0, description="GPUs per embedding task when the Ray cluster has GPUs.")
+
+
+class TrainSource(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    dataset: Literal["curated", "synthetic"] = "curated"
+    weight: float = Field(1.0, gt=0)
+
+
+class TrainStageConfig(BaseModel):
+    """A training run: model kind, preset, data mix and where checkpoints go."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field("demo", pattern=r"^[A-Za-z0-9_.-]+$", description="Run name: checkpoints/<name>-<model>.")
+    model: Literal["hat", "tfree", "bpe"] = "hat"
+    preset: Literal["tiny", "125m", "350m", "1b"] = "tiny"
+    overrides: dict[str, Any] = Field(default_factory=dict, description="TrainConfig fields, e.g. {max_steps: 200}.")
+    mix: list[TrainSource] = Field(default_factory=lambda: [TrainSource()])
+    eval_fraction: float = Field(0.05, gt=0, lt=1, description="Share of documents held out for eval (by id hash).")
+    checkpoint_dir: str | None = Field(None, description="Local/shared directory (default: <root>/checkpoints).")
+    num_workers: int = Field(1, ge=1, description="Ray Train workers (ScalingConfig), one DDP rank each; "
+                             "train.overrides.batch_size is per worker, so the global batch grows with it.")
+    cpus_per_worker: float = Field(1, gt=0, description="CPUs Ray reserves for each Train worker (plus one GPU with use_gpu).")
+    use_gpu: bool | None = Field(None, description="Ray Train workers on GPUs (default: when the cluster has GPUs).")
+    job_address: str | None = Field(None, description="Ray dashboard address for Ray Jobs (http://host:8265); default $RAY_ADDRESS.")
+
+    def run_dir(self, root: str) -> str:
+        base = self.checkpoint_dir or os.path.join(root, "checkpoints")
+        if "://" in base:
+            raise ValueError("train.checkpoint_dir must be a local or shared filesystem path (set it for non-local roots)")
+        return os.path.join(base, f"{self.name}-{self.model}")
+
+
+class ContinualConfig(BaseModel):
+    """Continual training: a core-tokenset replay buffer from the old data, then the checkpoint
+    continued on new data mixed with it (models/coretokens.py, models/continual.py)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field("continual", pattern=r"^[A-Za-z0-9_.-]+$", description="Run name: checkpoints/<name>-<model>.")
+    checkpoint: str | None = Field(None, description="Checkpoint to continue (default: the train stage's).")
+    new: str = Field("synthetic", description="Dataset with the new data (a committed dataset with a text column).")
+    new_languages: list[str] = Field(default_factory=list, description="Keep only these languages of the new data (empty: all).")
+    old: str = Field("curated", description="Dataset the checkpoint was trained on: candidates for the replay buffer.")
+    old_languages: list[str] = Field(default_factory=list, description="Keep only these languages of the old data (empty: all).")
+    candidates: int = Field(2000, ge=1, description="Old training documents scored for the buffer (seeded sample).")
+    budget: float = Field(0.01, gt=0, le=1, description="Share of the candidates' units the buffer trains on.")
+    token_fraction: float = Field(0.1, gt=0, le=1, description="Share of each selected document's units kept (1.0: whole documents).")
+    selection: Literal["loss", "gradnorm", "craig", "random"] = Field("craig", description="Document selection.")
+    attribution: Literal["atman", "gradxinput", "full"] = Field("atman", description="Unit attribution (full: whole documents).")
+    context_units: int | None = Field(16, ge=0, description="Masked context replayed before each kept span, in units "
+                                      "(each span is its own short segment; null: every unit before it).")
+    replay_share: float = Field(0.25, ge=0, lt=1, description="Share of the trained (loss-bearing) units that come from the replay buffer.")
+    overrides: dict[str, Any] = Field(default_factory=lambda: {"max_steps": 100, "warmup_steps": 5},
+                                      description="TrainConfig fields for the continued run (lr, max_steps …).")
+    eval_fraction: float = Field(0.05, gt=0, lt=1, description="Held-out share of old and new documents (by id hash).")
+    eval_batches: int = Field(8, ge=1, description="Batches of each held-out set for bits/byte.")
+    compare: bool = Field(False, description="Also run the baselines (no replay, random and full-document coresets).")
+    multiples: list[int] = Field(default_factory=lambda: [2, 5, 10], description="Coreset baselines at k× the budget.")
+    seed: int = 0
+    job_address: str | None = Field(None, description="Ray dashboard address for the Ray Job (default: $RAY_ADDRESS).")
+
+
+class PipelineConfig(BaseModel):
+    """A whole kurate run: where data lives, which stages run, and each stage's settings."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    root: str = Field(..., description="Output root: a directory, s3://bucket/prefix or memory://name.")
+    storage_options: dict[str, dict[str, Any]] = Field(
+        default_factory=dict,
+        description="fsspec options per protocol, e.g. {s3: {endpoint_url: http://127.0.0.1:9000}}.",
+    )
+    stages: list[Stage] = Field(default_factory=lambda: ["curate"], description="Stages to run, in order.")
+    curate: CurateConfig = Field(default_factory=CurateConfig)
+    annotate: AnnotateConfig = Field(default_factory=AnnotateConfig)
+    jql: JqlConfig = Field(default_factory=JqlConfig)
+    synthesize: SynthesizeConfig = Field(default_factory=SynthesizeConfig)
+    train: TrainStageConfig = Field(default_factory=TrainStageConfig)
+    continual: ContinualConfig = Field(default_factory=ContinualConfig)
+    ray: RayConfig = Field(default_factory=RayConfig)
+
+
+def _format_errors(error: ValidationError, source: str) -> str:
+    lines = [f"invalid config ({source}):"]
+    for item in error.errors():
+        key = ".".join(str(p) for p in item["loc"]) or "<top>"
+        message = "unknown key" if item["type"] == "extra_forbidden" else item["msg"]
+        lines.append(f"  {key}: {message}")
+    return "\n".join(lines)
+
+
+def _set_dotted(tree: dict, dotted: str, value: Any) -> None:
+    parts = dotted.split(".")
+    node = tree
+    for part in parts[:-1]:
+        child = node.setdefault(part, {})
+        if not isinstance(child, dict):
+            raise ConfigError(f"--set {dotted}: {part!r} is not a section")
+        node = child
+    node[parts[-1]] = value
+
+
+def parse_overrides(overrides: list[str]) -> list[tuple[str, Any]]:
+    parsed = []
+    for item in overrides:
+        key, sep, raw = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"--set {item!r}: expected key=value, e.g. curate.ingest.extractor=resiliparse")
+        parsed.append((key.strip(), yaml.safe_load(raw) if raw.strip() else None))
+    return parsed
+
+
+def load_config(
+    path: str | os.PathLike | None = None,
+    overrides: list[str] | None = None,
+    given: dict | None = None,
+) -> PipelineConfig:
+    """Load YAML (optional), merge ``given`` (CLI options) over it, apply ``key=value`` overrides, validate."""
+    tree: dict = {}
+    source = "defaults"
+    if path is not None:
+        source = str(path)
+        try:
+            loaded = yaml.safe_load(Path(path).read_text()) or {}
+        except FileNotFoundError:
+            raise ConfigError(f"config file {path} not found") from None
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"config file {path} is not valid YAML: {exc}") from None
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"config file {path} must hold a mapping at the top level")
+        tree = _merge(tree, loaded)
+    tree = _merge(tree, given or {})
+    for key, value in parse_overrides(overrides or []):
+        _set_dotted(tree, key, value)
+        source += f" + --set {key}"
+    try:
+        return PipelineConfig.model_validate(tree)
+    except ValidationError as exc:
+        raise ConfigError(_format_errors(exc, source)) from None
+
+
+def _merge(base: dict, update: dict) -> dict:
+    merged = dict(base)
+    for key, value in update.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged

@@ -1,0 +1,244 @@
+"""Continual flow: keep learning from new data without forgetting the old, with a core-tokenset
+replay buffer (arXiv 2410.05800; models/coretokens.py, models/continual.py).
+
+    kurate continual --root runs/demo --checkpoint runs/demo/checkpoints/demo-hat --new synthetic --budget 0.01
+    python -m kurate.flows.continual SPEC.json        # the Ray Job entry point (SPEC: a PipelineConfig as JSON)
+
+1. The checkpoint scores a seeded sample of its old training documents (`continual.old`, train
+   split), selects the most informative ones and keeps their most relevant units, each span with
+   up to `continual.context_units` units of masked context: the buffer is committed as the
+   `coretokens` dataset (one unit per run and config; a re-run reuses it).
+2. The checkpoint is continued on the new dataset mixed with the buffer (masked replay: buffer
+   documents count only their kept units) — the same trainer, checkpoints and exact resume as
+   `kurate train`; metrics go to the `metrics` dataset (run `<name>-<model>`).
+3. Bits/byte on the held-out old and new documents before and after (retention and gain); with
+   `continual.compare` also the baselines (no replay, random and full-document coresets at the
+   same and k× budget), published as a Prefect table and a plot.
+
+Runs in-process (`continual-local`), or as a Ray Job (`continual`, when `continual.job_address`
+or $RAY_JOB_ADDRESS is set) through the train flow's job machinery: deterministic submission id,
+log forwarding, stop on cancel.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import sys
+from pathlib import Path
+
+from prefect import flow, task
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
+
+from kurate.flows.config import PipelineConfig, TrainStageConfig, load_config
+from kurate.flows.train import commit_metrics, job_client, run_ray_job, stop_jobs
+from kurate.storage.fs import StorageOptions
+from kurate.storage.shards import ShardStore, UnitKey, config_hash
+
+
+def checkpoint_of(config: PipelineConfig) -> str:
+    return config.continual.checkpoint or os.path.join(config.train.run_dir(config.root), "checkpoint")
+
+
+def run_stage(config: PipelineConfig, model: str) -> TrainStageConfig:
+    """The continued run as a train stage: its checkpoint directory and its `metrics` run name."""
+    c = config.continual
+    return TrainStageConfig(name=c.name, model=model, overrides=c.overrides, checkpoint_dir=config.train.checkpoint_dir)
+
+
+def read_docs(root: str, dataset: str, languages: list[str], split: str, eval_fraction: float,
+              storage_options: StorageOptions | None = None) -> list[tuple[str, str]]:
+    """(id, text) of the committed shards of `dataset` in one split (held out by id hash, as in training)."""
+    import pyarrow.parquet as pq
+
+    from kurate.models.data import is_heldout
+
+    store = ShardStore(root, storage_options)
+    files = [o.path for m in store.current_manifests() for o in m.outputs if o.dataset == dataset and o.rows]
+    if not files:
+        raise RuntimeError(f"no committed {dataset!r} shards under {root}: run the stage that makes them first")
+    docs = []
+    for path in files:
+        with store.fs.open(store.url(path), "rb") as f:
+            table = pq.read_table(f)
+        names = table.column_names
+        ids = table.column("id").to_pylist()
+        texts = table.column("text").to_pylist()
+        langs = table.column("language").to_pylist() if "language" in names else [None] * len(ids)
+        for doc_id, text, lang in zip(ids, texts, langs):
+            if text and (not languages or lang in languages) and is_heldout(doc_id, eval_fraction) == (split == "eval"):
+                docs.append((doc_id, text))
+    return docs
+
+
+def _buffer(config: PipelineConfig, ckpt: str, model, codec, cfg, candidates: list[tuple[str, str]]) -> list[dict]:
+    """The committed `coretokens` unit of this run (built and committed first if missing)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from kurate.models.coretokens import build_buffer
+    from kurate.storage.schemas import CORETOKENS
+
+    c = config.continual
+    with open(os.path.join(ckpt, "config.json")) as f:
+        step = json.load(f).get("step")
+    key = UnitKey("coretokens", f"{c.name}-{cfg.model}",
+                  config_hash([os.path.abspath(ckpt), step, c.old, c.old_languages, c.candidates, c.budget,
+                               c.token_fraction, c.selection, c.attribution, c.seed, c.eval_fraction,
+                               c.context_units]))
+    store = ShardStore(config.root, config.storage_options)
+    manifest = store.manifest(key)
+    if manifest is not None:
+        out = next(o for o in manifest.outputs if o.dataset == "coretokens")
+        with store.fs.open(store.url(out.path), "rb") as f:
+            rows = pq.read_table(f).to_pylist()
+        print(f"[continual] replay buffer already committed: {len(rows)} documents")
+        return rows
+    rows = build_buffer(model, codec, candidates, c.budget, c.token_fraction, c.selection, c.attribution,
+                        window=cfg.seq_len + 1, seed=c.seed, context_units=c.context_units)
+    for r in rows:
+        r.update(source=c.old, model=cfg.model, checkpoint=os.path.abspath(ckpt))
+    with store.open_unit(key, ["coretokens"]) as unit:
+        unit.write("coretokens", pa.Table.from_pylist(rows, schema=CORETOKENS))
+        unit.counts = {"candidates": len(candidates), "documents": len(rows),
+                       "kept_units": sum(r["kept_units"] for r in rows)}
+    print(f"[continual] replay buffer: {len(rows)} of {len(candidates)} documents, "
+          f"{sum(r['kept_units'] for r in rows)} kept units ({c.selection} + {c.attribution})")
+    return rows
+
+
+def _bpb(model, codec, texts: list[str], seq_len: int, batches: int) -> float | None:
+    from kurate.models.continual import bits_per_byte
+
+    if not texts:
+        return None  # too little held-out text (tiny demo roots)
+    try:
+        return bits_per_byte(model, codec, texts, seq_len, max_batches=batches)
+    except ValueError:
+        return None
+
+
+def run_continual(config: PipelineConfig) -> dict:
+    """Buffer → continued training → old/new bits/byte (and the comparison); see the module docstring."""
+    from kurate.models.continual import compare_replay, continue_training
+    from kurate.models.coretokens import replay_texts
+    from kurate.models.train import load_checkpoint
+
+    c, root, so = config.continual, config.root, config.storage_options
+    ckpt = checkpoint_of(config)
+    if not os.path.exists(os.path.join(ckpt, "config.json")):
+        raise RuntimeError(f"no checkpoint at {ckpt}: train first or pass --checkpoint")
+    model, codec, cfg = load_checkpoint(ckpt)
+    old = read_docs(root, c.old, c.old_languages, "train", c.eval_fraction, so)
+    candidates = sorted(random.Random(c.seed).sample(old, min(c.candidates, len(old))))
+    old_eval = [t for _, t in read_docs(root, c.old, c.old_languages, "eval", c.eval_fraction, so)]
+    new = [t for _, t in read_docs(root, c.new, c.new_languages, "train", c.eval_fraction, so)]
+    new_eval = [t for _, t in read_docs(root, c.new, c.new_languages, "eval", c.eval_fraction, so)]
+    if not new:
+        raise RuntimeError(f"no {c.new!r} training documents under {root} (languages: {c.new_languages or 'all'})")
+    rows = _buffer(config, ckpt, model, codec, cfg, candidates)
+
+    stage = run_stage(config, cfg.model)
+    out_dir = stage.run_dir(root)
+    before = {"old": _bpb(model, codec, old_eval, cfg.seq_len, c.eval_batches),
+              "new": _bpb(model, codec, new_eval, cfg.seq_len, c.eval_batches)}
+    metrics: list[dict] = []
+    summary = continue_training(ckpt, new, replay_texts(rows), out_dir, c.overrides, c.replay_share,
+                                on_metrics=metrics.append)
+    model, codec, _ = load_checkpoint(os.path.join(out_dir, "checkpoint"))
+    after = {"old": _bpb(model, codec, old_eval, cfg.seq_len, c.eval_batches),
+             "new": _bpb(model, codec, new_eval, cfg.seq_len, c.eval_batches)}
+    if metrics:  # the held-out figures ride on the segment's last row (metrics JSON column)
+        metrics[-1].update({f"{k}_bits_per_byte_before": v for k, v in before.items()})
+        metrics[-1].update({f"{k}_bits_per_byte": v for k, v in after.items()})
+    commit_metrics(root, stage, metrics, so)
+    result = {"run": f"{stage.name}-{cfg.model}", "checkpoint": os.path.join(out_dir, "checkpoint"),
+              "steps": summary["steps"], "buffer_docs": len(rows), "kept_units": sum(r["kept_units"] for r in rows),
+              "old_bpb_before": before["old"], "old_bpb_after": after["old"],
+              "new_bpb_before": before["new"], "new_bpb_after": after["new"]}
+    if c.compare:
+        if not old_eval or not new_eval:
+            raise RuntimeError("continual.compare needs held-out old and new documents (raise continual.eval_fraction)")
+        table = compare_replay(ckpt, candidates, new, old_eval, new_eval, out_dir + "-compare", budget=c.budget,
+                               token_fraction=c.token_fraction, selection=c.selection, attribution=c.attribution,
+                               multiples=c.multiples, overrides=c.overrides, replay_share=c.replay_share,
+                               eval_batches=c.eval_batches, context_units=[c.context_units])
+        result["comparison"] = table
+    Path(out_dir + ".result.json").write_text(json.dumps(result, indent=1))
+    return result
+
+
+def publish(config: PipelineConfig, result: dict) -> None:
+    """Prefect artifacts: the run's summary, and the comparison table + plot when there is one."""
+    from kurate.models.continual import plot_comparison
+
+    key = "continual-" + result["run"].lower().replace("_", "-").replace(".", "-")
+    fmt = lambda v: "n/a" if v is None else f"{v:.4f}"  # noqa: E731
+    lines = [f"# continual {result['run']}", "",
+             f"Replay buffer: {result['buffer_docs']} documents, {result['kept_units']} kept units "
+             f"({config.continual.selection} + {config.continual.attribution}, budget {config.continual.budget}).", "",
+             "| held-out | bits/byte before | after |", "|---|---:|---:|",
+             f"| old ({config.continual.old}) | {fmt(result['old_bpb_before'])} | {fmt(result['old_bpb_after'])} |",
+             f"| new ({config.continual.new}) | {fmt(result['new_bpb_before'])} | {fmt(result['new_bpb_after'])} |"]
+    if result.get("comparison"):
+        plot = plot_comparison(result["comparison"], result["checkpoint"].rsplit("/checkpoint", 1)[0] + "-compare.png")
+        create_table_artifact([{k: (round(v, 4) if isinstance(v, float) else v) for k, v in r.items()}
+                               for r in result["comparison"]], key=f"{key}-compare",
+                              description="Replay arms: old/new bits/byte and change vs the checkpoint")
+        lines += ["", f"Comparison plot: `{plot}`"]
+    create_markdown_artifact("\n".join(lines), key=key, description="Continual training summary")
+
+
+@flow(name="continual-local", log_prints=True)
+def continual_local(config: PipelineConfig) -> dict:
+    """Build the replay buffer and continue the checkpoint in this process; publish the results."""
+    result = run_continual(config)
+    publish(config, result)
+    print(f"[continual] {json.dumps({k: v for k, v in result.items() if k != 'comparison'})}")
+    return result
+
+
+def submission_id(config: PipelineConfig) -> str:
+    root = config.root if "://" in config.root else os.path.abspath(config.root)
+    return f"kurate-continual-{config.continual.name}-{config_hash([root, config.continual.model_dump(mode='json'), checkpoint_of(config)])}"
+
+
+def _stop_job_on_cancel(flow, flow_run, state) -> None:
+    config = PipelineConfig.model_validate(flow_run.parameters["config"])
+    stop_jobs(job_client(config.continual.job_address, "continual.job_address"), submission_id(config), "continual")
+
+
+@task(name="submit-continual-job")
+def submit_continual_job(config: PipelineConfig) -> dict:
+    spec = Path(config.train.run_dir(config.root)).parent / f"{config.continual.name}.job.json"
+    return run_ray_job(job_client(config.continual.job_address, "continual.job_address"), submission_id(config),
+                       config.model_dump_json(), spec, "kurate.flows.continual", "continual")
+
+
+@flow(name="continual", log_prints=True, on_cancellation=[_stop_job_on_cancel])
+def continual_flow(config: PipelineConfig) -> dict:
+    """Run the continual job as a Ray Job, follow its logs, publish its results."""
+    job = submit_continual_job(config)
+    model = json.loads(Path(checkpoint_of(config), "config.json").read_text())["train"]["model"]
+    result = json.loads(Path(run_stage(config, model).run_dir(config.root) + ".result.json").read_text())
+    publish(config, result)
+    return {**job, **{k: v for k, v in result.items() if k != "comparison"}}
+
+
+def continual_stage(config: PipelineConfig) -> dict:
+    """The pipeline's continual stage: a Ray Job when a job address is configured, else in-process."""
+    if config.continual.job_address or os.environ.get("RAY_JOB_ADDRESS"):
+        return continual_flow(config)
+    return continual_local(config)
+
+
+def main(spec: str) -> None:
+    """Ray Job entry point: run the job in this process (no Prefect flow run of its own)."""
+    config = load_config(None, [], json.loads(Path(spec).read_text()))
+    result = run_continual(config)
+    print(json.dumps({k: v for k, v in result.items() if k != "comparison"}, sort_keys=True))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1])

@@ -1,0 +1,286 @@
+"""Train flow: HAT, T-FREE or the BPE baseline on a weighted mix of committed datasets.
+
+    kurate train --root runs/demo --model hat --preset tiny [--set train.overrides.max_steps=200]
+    kurate generate --checkpoint runs/demo/checkpoints/demo-hat/checkpoint "Die Stadt"
+
+Three ways to run the same trainer (``models/train.py``):
+
+* in-process (``run_training``): CPU or one GPU — the default, and what `kurate train` does without
+  a Ray address;
+* Ray Train (``run_ray_train``): with ``ray.address``/``$RAY_ADDRESS``, a ``TorchTrainer`` runs the
+  trainer on ``train.num_workers`` workers (``ScalingConfig``), one DDP rank each: every rank packs
+  the same stream and keeps its own slice of each batch; rank 0 writes checkpoints and metrics;
+* Ray Job (the Prefect flow ``train``): submits ``python -m kurate.flows.train_job`` with a deterministic
+  submission id (a retried flow run attaches to the same job instead of starting a second one),
+  forwards the job's logs into the flow run, and stops the job when the flow run is cancelled.
+
+Metrics (loss, bits/byte, units/s, MFU) are committed to the ``metrics`` dataset per training
+segment and published as a Prefect table + loss plot artifact.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+from prefect import flow, task
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from kurate.flows.config import PipelineConfig, TrainStageConfig
+from kurate.storage.catalog import Catalog
+from kurate.storage.fs import StorageOptions
+from kurate.storage.schemas import METRICS
+from kurate.storage.shards import ShardStore, UnitKey, config_hash
+
+
+def trainer_config(stage: TrainStageConfig):
+    from kurate.models.train import preset
+
+    return preset(stage.preset, stage.model, **stage.overrides)
+
+
+def training_sources(root: str, stage: TrainStageConfig, storage_options: StorageOptions | None = None) -> list[tuple[list[str], float]]:
+    """Committed shards of each dataset in the mix (current generation only)."""
+    store = ShardStore(root, storage_options)
+    sources = []
+    for source in stage.mix:
+        files = [store.url(o.path) for m in store.current_manifests() for o in m.outputs if o.dataset == source.dataset and o.rows]
+        if not files:
+            raise RuntimeError(f"no committed {source.dataset!r} shards under {root}: run the stage that makes them first")
+        sources.append((files, source.weight))
+    return sources
+
+
+def run_training(root: str, stage: TrainStageConfig, storage_options: StorageOptions | None = None,
+                 device=None) -> dict:
+    """Train in this process (CPU or one GPU), resume from the run's checkpoint, commit metrics.
+
+    Inside a Ray Train worker this is one DDP rank (``device``: the worker's own); the trainer
+    hands metrics to rank 0 only, so the segment is committed once."""
+    from kurate.models.data import ParquetMix
+    from kurate.models.train import train
+
+    cfg = trainer_config(stage)
+    sources = training_sources(root, stage, storage_options)
+    filesystem = None if "://" not in root else ShardStore(root, storage_options).fs
+    train_texts = ParquetMix(sources, seed=cfg.seed, split="train", eval_fraction=stage.eval_fraction, filesystem=filesystem)
+    eval_texts = list(ParquetMix(sources, seed=cfg.seed, split="eval", eval_fraction=stage.eval_fraction, filesystem=filesystem))
+    out_dir = stage.run_dir(root)
+    metrics: list[dict] = []
+    summary = train(cfg, train_texts, eval_texts or None, out_dir, resume=True, on_metrics=metrics.append, device=device)
+    commit_metrics(root, stage, metrics, storage_options)
+    return {**summary, "out_dir": out_dir, "checkpoint": os.path.join(out_dir, "checkpoint"), "steps_logged": len(metrics)}
+
+
+def commit_metrics(root: str, stage: TrainStageConfig, metrics: list[dict], storage_options: StorageOptions | None = None) -> None:
+    """One committed unit per training segment (a resumed run adds its own segment)."""
+    if not metrics:
+        return
+    import pyarrow as pa
+
+    first, last = metrics[0].get("step", 0), metrics[-1].get("step", 0)
+    run = f"{stage.name}-{stage.model}"
+    key = UnitKey(f"train-{run}", f"{run}-steps-{first:07d}-{last:07d}", config_hash(stage.model_dump(mode="json")))
+    store = ShardStore(root, storage_options)
+    if store.is_committed(key):
+        return
+    rows = [{"run": run, "model": stage.model, "step": int(m.get("step", 0)), "metrics": json.dumps(m, sort_keys=True, default=float),
+             "loss": _num(m.get("loss")), "bits_per_byte": _num(m.get("bits_per_byte")), "eval_loss": _num(m.get("eval_loss")),
+             "eval_bits_per_byte": _num(m.get("eval_bits_per_byte")), "units_per_s": _num(m.get("units_per_s")),
+             "mfu": _num(m.get("mfu"))} for m in metrics]
+    with store.open_unit(key, ["metrics"]) as unit:
+        unit.write("metrics", pa.Table.from_pylist(rows, schema=METRICS))
+        unit.counts = {"steps": len(rows), "first": first, "last": last}
+
+
+def _num(value) -> float | None:
+    return float(value) if isinstance(value, (int, float)) else None
+
+
+def run_ray_train(root: str, stage: TrainStageConfig, storage_options: StorageOptions | None, address: str | None) -> dict:
+    """The same trainer inside a Ray Train ``TorchTrainer``: ``num_workers`` DDP ranks (gloo on CPU, NCCL
+    on GPU), each with ``cpus_per_worker`` CPUs (and a GPU with ``use_gpu``)."""
+    import ray
+    from ray.train import RunConfig, ScalingConfig
+    from ray.train.torch import TorchTrainer
+
+    if not ray.is_initialized():
+        ray.init(address=address or os.environ.get("RAY_ADDRESS"), logging_level="WARNING")
+    use_gpu = stage.use_gpu if stage.use_gpu is not None else ray.cluster_resources().get("GPU", 0) > 0
+
+    def loop(payload: dict) -> None:
+        from ray import train as ray_train
+        from ray.train.torch import get_device
+
+        result = run_training(payload["root"], TrainStageConfig.model_validate(payload["stage"]), payload["storage_options"],
+                              device=get_device())
+        ray_train.report({k: v for k, v in result.items() if isinstance(v, (int, float, str))})
+
+    trainer = TorchTrainer(
+        loop,
+        train_loop_config={"root": root, "stage": stage.model_dump(mode="json"), "storage_options": storage_options or {}},
+        scaling_config=ScalingConfig(num_workers=stage.num_workers, use_gpu=use_gpu,
+                                     resources_per_worker={"CPU": stage.cpus_per_worker, **({"GPU": 1} if use_gpu else {})}),
+        run_config=RunConfig(name=f"kurate-{stage.name}-{stage.model}", storage_path=os.path.abspath(stage.run_dir(root) + "-ray")),
+    )
+    result = trainer.fit()
+    return dict(result.metrics or {})
+
+
+# --- Ray Job submission (the Prefect flow) ------------------------------------------------------------
+
+def submission_id(root: str, stage: TrainStageConfig) -> str:
+    return f"kurate-train-{stage.name}-{stage.model}-{config_hash([os.path.abspath(root) if '://' not in root else root, stage.model_dump(mode='json')])}"
+
+
+def job_client(address: str | None, key: str = "train.job_address"):
+    """Ray Jobs client for a dashboard address (else $RAY_JOB_ADDRESS / $RAY_ADDRESS)."""
+    from ray.job_submission import JobSubmissionClient
+
+    address = address or os.environ.get("RAY_JOB_ADDRESS") or os.environ.get("RAY_ADDRESS")
+    if not address:
+        raise RuntimeError(f"this flow submits a Ray Job: set {key} (http://HEAD:8265) or $RAY_ADDRESS")
+    return JobSubmissionClient(address if "://" in address else f"http://{address}")
+
+
+def _job_client(stage: TrainStageConfig):
+    return job_client(stage.job_address)
+
+
+def stop_jobs(client, base: str, tag: str) -> None:
+    """Stop every running Ray Job whose submission id starts with `base`."""
+    for job in client.list_jobs():
+        if (job.submission_id or "").startswith(base) and not job.status.is_terminal():
+            client.stop_job(job.submission_id)
+            print(f"[{tag}] stopped Ray Job {job.submission_id}")
+
+
+def _stop_job_on_cancel(flow, flow_run, state) -> None:
+    """Prefect cancellation hook: stop the Ray Job this flow run submitted."""
+    config = PipelineConfig.model_validate(flow_run.parameters["config"])
+    stop_jobs(_job_client(config.train), submission_id(config.root, config.train), "train")
+
+
+@task(name="submit-train-job")
+def submit_and_follow(config_json: str, root: str, stage: TrainStageConfig) -> dict:
+    return run_ray_job(_job_client(stage), submission_id(root, stage), config_json,
+                       Path(stage.run_dir(root) + ".job.json"), "kurate.flows.train_job", "train")
+
+
+def kurate_env() -> dict[str, str]:
+    """The driver's KURATE_* settings (cache, …) for the job. No PYTHONPATH: the job imports the
+    installed `kurate` package, so a caller's own `models/` or `tasks/` folder can never shadow it."""
+    return {k: v for k, v in os.environ.items() if k.startswith("KURATE_")}
+
+
+def run_ray_job(client, base: str, config_json: str, spec: Path, module: str, tag: str) -> dict:
+    """Submit `python -m MODULE SPEC` as Ray Job `base` (or attach to it), forward its logs, wait.
+
+    A job with this id that is running or succeeded is attached to (a retried flow run does not
+    train twice); after a failed one, `base-retryN` resubmits (the job resumes from its checkpoint)."""
+    from ray.job_submission import JobStatus
+
+    jobs = sorted((j for j in client.list_jobs() if (j.submission_id or "").startswith(base)), key=lambda j: j.submission_id)
+    live = [j for j in jobs if not j.status.is_terminal() or j.status == JobStatus.SUCCEEDED]
+    if live:
+        job_id = live[-1].submission_id
+        print(f"[{tag}] attaching to Ray Job {job_id} ({live[-1].status})")
+    else:
+        job_id = base if not jobs else f"{base}-retry{len(jobs)}"  # the trainer resumes from its checkpoint
+        spec.parent.mkdir(parents=True, exist_ok=True)
+        spec.write_text(config_json)
+        python = sys.executable if _is_local(client) else "python"
+        _submit(client, entrypoint=f"{python} -m {module} {spec.resolve()}", submission_id=job_id,
+                runtime_env={"env_vars": kurate_env()})
+        print(f"[{tag}] submitted Ray Job {job_id}")
+    printed = 0
+    while True:
+        status = client.get_job_status(job_id)
+        logs = client.get_job_logs(job_id)
+        for line in logs[printed:].splitlines():
+            print(f"[{tag}:job] {line}")
+        printed = len(logs)
+        if status.is_terminal():
+            break
+        time.sleep(2)
+    if status != JobStatus.SUCCEEDED:
+        raise RuntimeError(f"Ray Job {job_id} ended {status}: {client.get_job_info(job_id).message}")
+    return {"job": job_id, "status": str(status)}
+
+
+def _submit(client, attempts: int = 30, **kwargs) -> None:
+    """Submit, retrying while the head's job agent is still starting (it answers 500 until it is up)."""
+    for attempt in range(attempts):
+        try:
+            client.submit_job(**kwargs)
+            return
+        except RuntimeError as exc:
+            if "No available agent" not in str(exc) or attempt == attempts - 1:
+                raise
+            time.sleep(2)
+
+
+def _is_local(client) -> bool:
+    address = getattr(client, "_address", "") or ""
+    return "127.0.0.1" in address or "localhost" in address
+
+
+@flow(name="train", log_prints=True, on_cancellation=[_stop_job_on_cancel])
+def train_flow(config: PipelineConfig) -> dict:
+    """Submit the training run as a Ray Job, follow its logs, and publish its metrics."""
+    job = submit_and_follow(config.model_dump_json(), config.root, config.train)
+    publish_metrics(config.root, config.train, config.storage_options)
+    return {**job, "checkpoint": os.path.join(config.train.run_dir(config.root), "checkpoint")}
+
+
+def publish_metrics(root: str, stage: TrainStageConfig, storage_options: StorageOptions | None = None) -> list[dict]:
+    """Prefect table + loss plot (PNG under the run dir) from the committed ``metrics`` dataset."""
+    run = f"{stage.name}-{stage.model}"
+    rows = Catalog(root, storage_options).query(
+        f"select step, loss, bits_per_byte, eval_loss, eval_bits_per_byte, units_per_s, mfu from metrics "
+        f"where run = '{run}' order by step").to_pylist()
+    if not rows:
+        return rows
+    create_table_artifact(rows[-50:], key=f"train-{run.lower().replace('_', '-').replace('.', '-')}", description=f"{run}: last metrics rows")
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 3.5))
+    ax.plot([r["step"] for r in rows if r["loss"] is not None], [r["loss"] for r in rows if r["loss"] is not None], label="train loss")
+    evals = [r for r in rows if r["eval_loss"] is not None]
+    if evals:
+        ax.plot([r["step"] for r in evals], [r["eval_loss"] for r in evals], "o-", label="eval loss")
+    ax.set_xlabel("step")
+    ax.legend()
+    fig.tight_layout()
+    plot = stage.run_dir(root) + "-loss.png"
+    fig.savefig(plot, dpi=100)
+    plt.close(fig)
+    create_markdown_artifact(f"# train {run}\n\nLoss plot: `{plot}`\n\nLast step {rows[-1]['step']}: loss {rows[-1]['loss']}",
+                             key=f"train-{run.lower().replace('_', '-').replace('.', '-')}-summary")
+    return rows
+
+
+@flow(name="train-local", log_prints=True)
+def train_local(config: PipelineConfig) -> dict:
+    """Train in this process (or with Ray Train when a Ray address is configured) and publish metrics."""
+    address = config.ray.address or os.environ.get("RAY_ADDRESS")
+    if address and config.ray.executor == "ray":
+        result = run_ray_train(config.root, config.train, config.storage_options, address)
+    else:
+        result = run_training(config.root, config.train, config.storage_options)
+    publish_metrics(config.root, config.train, config.storage_options)
+    result = {k: v for k, v in result.items() if k != "history"}  # the metrics dataset holds the history
+    print(f"[train] {config.train.name}-{config.train.model}: {result}")
+    return result
+
+
+def train_stage(config: PipelineConfig) -> dict:
+    """The pipeline's train stage: a Ray Job when a job address is configured, else in-process."""
+    if config.train.job_address or os.environ.get("RAY_JOB_ADDRESS"):
+        return train_flow(config)
+    return train_local(config)

@@ -1,0 +1,142 @@
+"""The DuckDB catalog: one view per dataset over the committed shards of a root.
+
+Views are rebuilt from the commit records every time a catalog is opened, so they never show a
+shard before its commit. For a local root the same views are also stored in
+``<root>/catalog.duckdb`` so the DuckDB CLI or any client can open it directly.
+
+``query`` runs user SQL read-only: only SELECT/EXPLAIN statements are accepted, and DuckDB's file
+access is locked to the root, so ``COPY … TO``, ``ATTACH``, ``read_csv('/etc/passwd')`` and friends
+are refused with a clear error.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from dataclasses import dataclass
+
+import duckdb
+import pyarrow as pa
+from fsspec.implementations.local import LocalFileSystem
+
+from kurate.storage.fs import StorageOptions
+from kurate.storage.schemas import DATASETS
+from kurate.storage.shards import ShardStore
+
+CATALOG_FILE = "catalog.duckdb"
+READ_ONLY_STATEMENTS = {duckdb.StatementType.SELECT, duckdb.StatementType.EXPLAIN}
+
+
+class QueryRefused(ValueError):
+    """The SQL would write, attach, or read outside the catalog."""
+
+
+def _quote(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+def _empty_select(schema: pa.Schema, con: duckdb.DuckDBPyConnection) -> str:
+    """A typed, empty SELECT for a dataset with no committed shards yet (so queries still bind)."""
+    # DuckDB reads float16 from Parquet (as FLOAT) but not from Arrow: describe such fields as float32
+    readable = pa.schema([f.with_type(pa.list_(pa.float32())) if f.type == pa.list_(pa.float16()) else f for f in schema])
+    types = con.from_arrow(readable.empty_table()).types
+    columns = ", ".join(f'CAST(NULL AS {t}) AS "{f.name}"' for f, t in zip(schema, types))
+    return f"SELECT {columns} WHERE false"
+
+
+def _view_sql(dataset: str, files: list[str], con: duckdb.DuckDBPyConnection) -> str:
+    if not files:
+        return f'CREATE OR REPLACE VIEW "{dataset}" AS {_empty_select(DATASETS[dataset], con)}'
+    listed = ", ".join(_quote(f) for f in files)
+    return f'CREATE OR REPLACE VIEW "{dataset}" AS SELECT * FROM read_parquet([{listed}], union_by_name=true)'
+
+
+@dataclass
+class DatasetStatus:
+    dataset: str
+    shards: int
+    rows: int
+    bytes: int
+
+
+class Catalog:
+    """Views over the committed shards of one root."""
+
+    def __init__(self, root: str, storage_options: StorageOptions | None = None):
+        self.store = ShardStore(root, storage_options)
+
+    @property
+    def is_local(self) -> bool:
+        return isinstance(self.store.fs, LocalFileSystem)
+
+    def _files(self) -> dict[str, list[str]]:
+        files: dict[str, list[str]] = {d: [] for d in DATASETS}
+        for manifest in self.store.current_manifests():
+            for out in manifest.outputs:
+                files.setdefault(out.dataset, []).append(self.store.url(out.path))
+        return files
+
+    def connect(self) -> duckdb.DuckDBPyConnection:
+        """An in-memory connection with a fresh view per dataset, file access limited to the root."""
+        con = duckdb.connect()
+        if not self.is_local:
+            con.register_filesystem(self.store.fs)
+        for dataset, files in self._files().items():
+            con.execute(_view_sql(dataset, files, con))
+        root_dir = self.store.url()
+        con.execute(f"SET allowed_directories=[{_quote(root_dir.rstrip('/') + '/')}]")
+        con.execute("SET enable_external_access=false")
+        con.execute("SET lock_configuration=true")
+        return con
+
+    def refresh_file(self) -> str | None:
+        """Write the views into ``<root>/catalog.duckdb`` (local roots only); returns its path."""
+        if not self.is_local:
+            return None
+        path = os.path.join(self.store.path, CATALOG_FILE)
+        os.makedirs(self.store.path, exist_ok=True)
+        try:
+            with duckdb.connect(path) as con:
+                for dataset, files in self._files().items():
+                    con.execute(_view_sql(dataset, files, con))
+        except duckdb.IOException as exc:
+            # Another process (a user's DuckDB shell) holds the file; `kurate query` does not need it.
+            warnings.warn(f"{path} not refreshed: {exc}", stacklevel=2)
+            return None
+        return path
+
+    def query(self, sql: str) -> pa.Table:
+        """Run read-only SQL over the catalog and return the result of the last statement."""
+        con = self.connect()
+        try:
+            try:
+                statements = con.extract_statements(sql)
+            except duckdb.Error as exc:
+                raise QueryRefused(f"cannot parse query: {exc}") from None
+            if not statements:
+                raise QueryRefused("empty query")
+            for statement in statements:
+                if statement.type not in READ_ONLY_STATEMENTS:
+                    kind = statement.type.name
+                    raise QueryRefused(
+                        f"refused {kind} statement: `kurate query` is read-only and accepts SELECT/EXPLAIN only"
+                    )
+            result = None
+            for statement in statements:
+                try:
+                    result = con.execute(statement.query).fetch_arrow_table()
+                except duckdb.PermissionException as exc:
+                    raise QueryRefused(f"the query reads or writes files outside the catalog ({exc})") from None
+            return result
+        finally:
+            con.close()
+
+    def status(self) -> list[DatasetStatus]:
+        totals = {d: DatasetStatus(d, 0, 0, 0) for d in DATASETS}
+        for manifest in self.store.current_manifests():
+            for out in manifest.outputs:
+                s = totals.setdefault(out.dataset, DatasetStatus(out.dataset, 0, 0, 0))
+                s.shards += 1
+                s.rows += out.rows
+                s.bytes += out.bytes
+        return list(totals.values())

@@ -1,0 +1,44 @@
+"""Heuristic document filters (Gopher quality and repetition, C4, FineWeb) with per-language parameters.
+
+    params = load_filter_params()                      # tasks/filter_params.yaml
+    filters = build_filters(["gopher_repetition", "gopher_quality", "c4", "fineweb"], params)
+    first_rejection(filters, text, "de")               # None, or ("c4", Verdict(False, "c4:lorem_ipsum", …))
+
+Every filter splits text with ``split_words`` and judges at most the first ``ANALYSED_CHARS``
+characters, so odd or huge input costs bounded time and never raises.
+"""
+
+from kurate.tasks.filters.base import KEEP, DocumentFilter, LanguageFilter, Verdict
+from kurate.tasks.filters.c4 import C4Filter, C4Settings
+from kurate.tasks.filters.fineweb import FineWebFilter, FineWebSettings
+from kurate.tasks.filters.gopher_quality import GopherQualityFilter, GopherQualitySettings
+from kurate.tasks.filters.gopher_repetition import GopherRepetitionFilter, GopherRepetitionSettings
+from kurate.tasks.filters.params import FilterParams, load_filter_params, normalise_language, parse_filter_params
+from kurate.tasks.filters.registry import FILTERS, build_filters, first_rejection
+from kurate.tasks.filters.text import ANALYSED_CHARS, split_lines, split_paragraphs, split_words
+
+__all__ = [
+    "ANALYSED_CHARS",
+    "FILTERS",
+    "KEEP",
+    "C4Filter",
+    "C4Settings",
+    "DocumentFilter",
+    "FilterParams",
+    "FineWebFilter",
+    "FineWebSettings",
+    "GopherQualityFilter",
+    "GopherQualitySettings",
+    "GopherRepetitionFilter",
+    "GopherRepetitionSettings",
+    "LanguageFilter",
+    "Verdict",
+    "build_filters",
+    "first_rejection",
+    "load_filter_params",
+    "normalise_language",
+    "parse_filter_params",
+    "split_lines",
+    "split_paragraphs",
+    "split_words",
+]
