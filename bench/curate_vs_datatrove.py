@@ -53,8 +53,6 @@ HTTP_TYPE = re.compile(rb"(?im)^content-type:\s*([^;\r\n]+)")
 FILTER_ORDER = ["gopher_repetition", "gopher_quality", "c4", "fineweb"]  # datatrove's usual order
 INGEST_REASONS = {"too_large", "decode_error", "http_status", "non_html", "extract_error", "empty_text",
                   "malformed_record", "truncated_shard"}
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
 
 # kurate's filter_params.yaml keys → datatrove constructor arguments (keys without a datatrove
 # counterpart are left at datatrove's defaults).
@@ -193,7 +191,9 @@ def datatrove_params() -> dict:
     """kurate's thresholds per language (default section, then the language's keys) as datatrove args."""
     import yaml
 
-    table = yaml.safe_load((REPO / "tasks" / "filter_params.yaml").read_text())
+    from kurate.tasks.filters.params import DEFAULT_PARAMS_PATH
+
+    table = yaml.safe_load(DEFAULT_PARAMS_PATH.read_text(encoding="utf-8"))
     params = {}
     for lang in LANGUAGES:
         merged = {name: {**table.get("default", {}).get(name, {}), **table.get(lang, {}).get(name, {})} for name in DT_ARGS}
@@ -241,7 +241,7 @@ def import_kurate(wait_s: float = 40 * 60, poll_s: float = 60):
             if time.monotonic() > deadline:
                 raise
             print(f"kurate not importable yet ({type(exc).__name__}: {exc}); retrying in {poll_s:.0f} s", flush=True)
-            for name in [m for m in sys.modules if m == "tasks" or m.startswith(("tasks.", "storage"))]:
+            for name in [m for m in sys.modules if m == "kurate" or m.startswith("kurate.")]:
                 del sys.modules[name]
             time.sleep(poll_s)
 

@@ -28,7 +28,9 @@ import torch
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 from bench.train_cpu import DATA, load  # noqa: E402
 from kurate.models.hat import HAT, _length_buckets  # noqa: E402
-from kurate.models.train import Packer, build, preset  # noqa: E402
+from kurate.models.checkpoint import build  # noqa: E402
+from kurate.models.packing import Packer  # noqa: E402
+from kurate.models.train_config import preset  # noqa: E402
 
 
 def positions(lens: torch.Tensor, bounds, extra: int) -> int:
@@ -80,8 +82,8 @@ def main() -> None:
     for geometry in args.geometry:
         cfg = preset("tiny", "hat")
         if geometry != "tiny":
-            byte_stacks = {k: v for k, v in preset(geometry, "hat").model_config.items() if k.startswith(("enc_", "dec_"))}
-            cfg = dataclasses.replace(cfg, model_config={**cfg.model_config, **byte_stacks})
+            byte_stacks = {k: v for k, v in preset(geometry, "hat").model_options.items() if k.startswith(("enc_", "dec_"))}
+            cfg = cfg.replace(model_options={**cfg.model_options, **byte_stacks})
         bucketed, codec = build(cfg, fit_texts=[])
         packer = Packer(texts, codec, cfg.seq_len)
         batches = [packer.next_batch(cfg.batch_size) for _ in range(args.batches)]

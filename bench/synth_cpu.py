@@ -20,10 +20,11 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from kurate.annotators.synthesize import SynthesizeConfig, SynthWorker  # noqa: E402
-from kurate.tasks import demo_pages  # noqa: E402
+from kurate.demo.pages import demo_pages  # noqa: E402
 
-ARTICLES = [demo_pages.DE_STADTGESCHICHTE, demo_pages.DE_WISSEN, demo_pages.DE_REGIONAL, demo_pages.DE_REZEPT,
-            demo_pages.DE_FAHRRAD, demo_pages.DE_ESSAY]
+# The six German demo articles, in the order the recorded runs used (history, science, regional, recipe, ...).
+_GERMAN = [page for page in demo_pages() if page.kind == "article-de"]
+ARTICLES = [_GERMAN[i] for i in (0, 2, 3, 1, 4, 5)]
 
 
 def main() -> None:
@@ -43,7 +44,7 @@ def main() -> None:
     started = time.perf_counter()
     worker = SynthWorker(config)
     loaded = time.perf_counter() - started
-    docs = [{"id": f"demo-{i}", "url": a.title, "text": a.text} for i, a in enumerate(ARTICLES[: args.docs])]
+    docs = [{"id": f"demo-{i}", "url": a.url, "text": a.main_text} for i, a in enumerate(ARTICLES[: args.docs])]
     started = time.perf_counter()
     rows, rejects, counts = worker.synthesize(docs)
     seconds = time.perf_counter() - started

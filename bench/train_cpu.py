@@ -24,7 +24,8 @@ import torch
 
 from kurate.models.hat import split_words
 from kurate.models.tfree import split_units
-from kurate.models.train import preset, train
+from kurate.models.train import train
+from kurate.models.train_config import preset
 
 DATA = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data", "german-prose.txt.gz")
 
@@ -83,7 +84,7 @@ def main() -> None:
 
     print("\nembedding + head parameters at equal hidden size (T-FREE vs BPE):")
     for name in ("tiny", "125m", "1b"):
-        t, b = preset(name, "tfree").model_config, preset(name, "bpe").model_config
+        t, b = preset(name, "tfree").model_options, preset(name, "bpe").model_options
         pt = emb_head_params("tfree", t["d_model"], t["vocab_rows"])
         pb = emb_head_params("bpe", b["d_model"], b["vocab_size"])
         print(f"  {name:5} d={t['d_model']:<5} T-FREE v={t['vocab_rows']:<6} {pt / 1e6:8.2f}M   "

@@ -32,7 +32,8 @@ def main() -> None:
 
     import torch
 
-    from kurate.models.train import preset, train
+    from kurate.models.train import train
+    from kurate.models.train_config import preset
 
     texts = gzip.open(PROSE, "rt").read().splitlines()
     device = torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu"

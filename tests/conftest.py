@@ -107,7 +107,7 @@ def ray_head(tmp_path):
 @pytest.fixture(scope="session")
 def demo_warc(tmp_path_factory):
     """The demo WARC (25 responses + 1 malformed record) and its manifest."""
-    from kurate.tasks.demo_warc import build_demo_warc
+    from kurate.demo.warc import build_demo_warc
 
     path = tmp_path_factory.mktemp("warc") / "demo.warc.gz"
     manifest = build_demo_warc(str(path))

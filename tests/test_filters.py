@@ -16,11 +16,11 @@ from kurate.tasks.filters import (
     GopherQualitySettings,
     GopherRepetitionSettings,
     Verdict,
+    alnum_words,
     build_filters,
     first_rejection,
     load_filter_params,
     parse_filter_params,
-    split_words,
 )
 
 ALL = ["gopher_repetition", "gopher_quality", "c4", "fineweb"]
@@ -79,26 +79,26 @@ def test_good_articles_pass_every_filter(filters, language):
 # --- word splitting ---------------------------------------------------------------------------
 
 
-def test_split_words_keeps_compounds_elisions_and_numbers_whole():
-    assert split_words("Der Donaudampfschifffahrtsgesellschaftskapitän kommt.") == [
+def test_alnum_words_keeps_compounds_elisions_and_numbers_whole():
+    assert alnum_words("Der Donaudampfschifffahrtsgesellschaftskapitän kommt.") == [
         "Der",
         "Donaudampfschifffahrtsgesellschaftskapitän",
         "kommt",
     ]
-    assert split_words("l'homme, l’école, E-Mail-Adresse, 3,5 %, 14:30 Uhr") == [
+    assert alnum_words("l'homme, l’école, E-Mail-Adresse, 3,5 %, 14:30 Uhr") == [
         "l'homme", "l’école", "E-Mail-Adresse", "3,5", "14:30", "Uhr",
     ]  # fmt: skip
-    assert split_words("— | ... ¶ 😀") == []
+    assert alnum_words("— | ... ¶ 😀") == []
 
 
-def test_split_words_counts_characters_in_scripts_without_spaces():
-    assert split_words("東京は日本の首都です。") == list("東京は日本の首都です")
-    assert split_words("東京 Tokyo") == ["東", "京", "Tokyo"]
-    assert split_words("ภาษาไทย")[:2] == ["ภ", "า"]
+def test_alnum_words_counts_characters_in_scripts_without_spaces():
+    assert alnum_words("東京は日本の首都です。") == list("東京は日本の首都です")
+    assert alnum_words("東京 Tokyo") == ["東", "京", "Tokyo"]
+    assert alnum_words("ภาษาไทย")[:2] == ["ภ", "า"]
     # combining marks stay inside their word (Devanagari vowel signs, decomposed accents)
-    assert split_words("हिन्दी भाषा") == ["हिन्दी", "भाषा"]
-    assert split_words("Cafe\u0301 au lait") == ["Cafe\u0301", "au", "lait"]
-    assert split_words("مرحبا بالعالم") == ["مرحبا", "بالعالم"]
+    assert alnum_words("हिन्दी भाषा") == ["हिन्दी", "भाषा"]
+    assert alnum_words("Cafe\u0301 au lait") == ["Cafe\u0301", "au", "lait"]
+    assert alnum_words("مرحبا بالعالم") == ["مرحبا", "بالعالم"]
 
 
 # --- gopher quality ---------------------------------------------------------------------------
@@ -186,7 +186,7 @@ LONG_GERMAN = (
 
 def test_per_language_thresholds_matter(params):
     """Long German compounds: fine for German (max mean length 15), too long for the default (10)."""
-    words = split_words(LONG_GERMAN)
+    words = alnum_words(LONG_GERMAN)
     mean = sum(map(len, words)) / len(words)
     assert 10 < mean < 15 and len(words) >= 50
     gopher = build_filters(["gopher_quality"], params)[0]
@@ -215,7 +215,7 @@ def test_french_elided_stop_words_count():
     settings = GopherQualitySettings(min_words=0, stop_words=frozenset({"l'", "d'"}), min_stop_words=3)
     from kurate.tasks.filters.gopher_quality import count_stop_words
 
-    assert count_stop_words(tuple(split_words("L'eau d’une source, l’arbre et la terre")), settings.stop_words) == 3
+    assert count_stop_words(tuple(alnum_words("L'eau d’une source, l’arbre et la terre")), settings.stop_words) == 3
 
 
 # --- gopher repetition ------------------------------------------------------------------------

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from kurate.annotators.heads import HeadConfig, correlations, predict, train_head
-from kurate.annotators.registry import list_annotators, load_annotator, save_annotator
+from kurate.annotators.head_store import list_annotators, load_annotator, save_annotator
 
 
 def _data(n=600, d=32, seed=0):

@@ -85,7 +85,7 @@ def test_truncated_shard_keeps_what_it_read_and_records_the_rest(tmp_path, demo_
 
 
 def test_corrupt_gzip_member_is_skipped_and_reading_resumes(tmp_path):
-    from kurate.tasks.demo_warc import build_demo_warc
+    from kurate.demo.warc import build_demo_warc
 
     path = tmp_path / "junk.warc.gz"
     manifest = build_demo_warc(str(path), malformed_style="junk")
@@ -107,7 +107,7 @@ def test_uncompressed_and_truncated_plain_warc(tmp_path, demo_warc):
 def test_wet_conversion_records_are_documents(tmp_path):
     from datetime import datetime, timezone
 
-    from kurate.tasks.demo_warc import make_record, write_warc
+    from kurate.demo.records import make_record, write_warc
 
     text = "Ein kurzer deutscher Text aus einer WET-Datei.\nZweite Zeile.".encode()
     record = make_record(

@@ -3,17 +3,15 @@ and the `openai` backend over real HTTP against a local OpenAI-compatible server
 
 from __future__ import annotations
 
-import socket
-import subprocess
-import sys
 import time
 
 import pytest
 
-from kurate.annotators.backends import OpenAIBackend
+from kurate.annotators.backends.openai_http import OpenAIBackend
+from kurate.annotators.contracts import BackendMisconfigured
 from kurate.annotators.judge import Judge, JudgeConfig
 from kurate.annotators.prompts import aggregate, load_prompt, parse_answer
-from tiny_models import build_tiny_judge
+from tiny_models import build_tiny_judge, free_port, running_openai_server
 
 DOCS = [
     {"id": "a", "language": "de", "text": "Die Photosynthese wandelt Licht in chemische Energie um. " * 4},
@@ -87,30 +85,10 @@ def test_generate_mode_counts_invalid_answers_and_keeps_raw_text(random_model):
         assert row["valid"] or "no valid answer" in row["reason"]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def server(forced):
-    port = _free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "kurate.annotators.openai_server", "--model", forced, "--name", "tiny",
-                             "--port", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    deadline = time.time() + 90
-    while True:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1):
-                break
-        except OSError:
-            if proc.poll() is not None or time.time() > deadline:
-                proc.kill()
-                raise RuntimeError(f"judge server did not start: {proc.stderr.read().decode()[-2000:]}")
-            time.sleep(0.3)
-    yield f"http://127.0.0.1:{port}"
-    proc.terminate()
-    proc.wait(timeout=10)
+    with running_openai_server(forced, "tiny") as url:
+        yield url
 
 
 def test_openai_backend_over_http_matches_in_process(server, forced):
@@ -123,12 +101,18 @@ def test_openai_backend_over_http_matches_in_process(server, forced):
 
 def test_server_errors_and_timeouts_are_recorded_per_document(server, forced):
     wrong_model = Judge(JudgeConfig(name="w", backend="openai", base_url=server, model="other", tokenizer=forced, retries=0)).label(DOCS[:1])
-    assert not wrong_model[0]["valid"] and "http_404" in wrong_model[0]["reason"]
-    dead = f"http://127.0.0.1:{_free_port()}"
+    assert not wrong_model[0]["valid"] and wrong_model[0]["reason"].startswith("educational: http_error 404: ")
+    assert "not served" in wrong_model[0]["reason"]
+    dead = f"http://127.0.0.1:{free_port()}"
     started = time.time()
     unreachable = Judge(JudgeConfig(name="d", backend="openai", base_url=dead, model="tiny", retries=1, timeout_s=2)).label(DOCS[:2])
-    assert all(not r["valid"] and "failed after 2 attempts" in r["reason"] for r in unreachable)
+    assert all(not r["valid"] and "unreachable after 2 attempts: ConnectError" in r["reason"] for r in unreachable)
     assert time.time() - started < 30
+
+
+def test_openai_judge_without_a_url_is_a_typed_config_error():
+    with pytest.raises(BackendMisconfigured, match="needs base_url"):
+        Judge(JudgeConfig(name="n", backend="openai", model="tiny"))
 
 
 def test_openai_backend_renders_without_a_tokenizer():

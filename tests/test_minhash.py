@@ -143,7 +143,7 @@ def test_deterministic_across_instances_batches_and_processes():
     assert (hasher.signatures(many) == np.vstack([hasher.signatures(many[i : i + 700]) for i in range(0, 5000, 700)])).all()
 
     code = (
-        "import json, sys; from tasks.minhash import MinHasher; "
+        "import json, sys; from kurate.tasks.minhash import MinHasher; "
         "texts = json.load(sys.stdin); h = MinHasher(); s = h.signatures(texts); "
         "print(json.dumps([s.tolist(), h.band_keys(s).tolist()]))"
     )

@@ -7,8 +7,9 @@ import tempfile
 import pytest
 
 from kurate.models.bpe import BPECodec, BPEConfig
-from kurate.models.toy_corpus import german_paragraphs
-from kurate.models.train import preset, train
+from kurate.models.train import train
+from kurate.models.train_config import preset
+from toy_corpus import german_paragraphs
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -25,7 +26,7 @@ def test_bpe_codec_round_trip_and_bytes():
 
 def test_bpe_trains():
     cfg = preset("tiny", "bpe", seq_len=32, batch_size=8, max_steps=40, warmup_steps=5, log_every=0,
-                 eval_batches=2, model_config={"vocab_size": 512})
+                 eval_batches=2, model_options={"vocab_size": 512})
     with tempfile.TemporaryDirectory() as d:
         s = train(cfg, german_paragraphs(200), german_paragraphs(20, seed=1), d, resume=False)
     losses = [m["loss"] for m in s["history"]]

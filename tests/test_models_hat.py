@@ -8,8 +8,9 @@ import pytest
 import torch
 
 from kurate.models.hat import BOS_WORD, END_OF_WORD, HAT, HATCodec, HATConfig, split_words
-from kurate.models.toy_corpus import german_paragraphs
-from kurate.models.train import preset, train
+from kurate.models.train import train
+from kurate.models.train_config import preset
+from toy_corpus import german_paragraphs
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -116,7 +117,7 @@ def test_generation_is_valid_utf8_and_stops_at_word_end():
 def test_length_buckets_give_the_padded_loss_and_gradients():
     import dataclasses
 
-    from kurate.models.train import Packer
+    from kurate.models.packing import Packer
 
     torch.manual_seed(0)
     cfg = HATConfig(d_model=32, n_layer=1, n_head=2, enc_d=16, dec_d=16, max_len=64)

@@ -8,8 +8,9 @@ import pytest
 import torch
 
 from kurate.models.tfree import BOS, TFree, TFreeCodec, TFreeConfig, split_units
-from kurate.models.toy_corpus import german_paragraphs
-from kurate.models.train import preset, train
+from kurate.models.train import train
+from kurate.models.train_config import preset
+from toy_corpus import german_paragraphs
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -62,10 +63,10 @@ def test_dictionary_includes_wordfreq_when_installed():
 def test_tfree_loss_falls_and_bits_per_byte():
     texts = german_paragraphs(200)
     cfg = preset("tiny", "tfree", seq_len=32, batch_size=8, max_steps=40, warmup_steps=5, log_every=0,
-                 eval_batches=2, model_config={"vocab_rows": 1024, "wordfreq_top": 500})
+                 eval_batches=2, model_options={"vocab_rows": 1024, "wordfreq_top": 500})
     with tempfile.TemporaryDirectory() as d:
         s = train(cfg, texts, german_paragraphs(20, seed=1), d, resume=False)
-        from kurate.models.train import load_checkpoint
+        from kurate.models.checkpoint import load_checkpoint
 
         model, codec, _ = load_checkpoint(d)
     losses = [m["loss"] for m in s["history"]]

@@ -85,3 +85,37 @@ def test_parquet_carries_provenance_metadata(tmp_path):
     assert meta[b"config_hash"] == b"cafe" and meta[b"stage"] == b"curate"
     assert meta[b"kurate_version"]
     assert pq.ParquetFile(path).metadata.row_group(0).column(0).compression == "ZSTD"
+
+
+def test_run_unit_runs_once_and_clears_what_a_killed_attempt_left(root):
+    store = ShardStore(root)
+    key = UnitKey("curate", "a.warc.gz", "h1")
+    store.open_unit(key, ["curated", "rejects"]).write("curated", _rows(4))  # a writer killed mid-unit
+    assert len(store.pending_tmp()) == 1
+    calls = []
+
+    def write(unit):
+        calls.append(1)
+        unit.write("curated", _rows(3))
+        return {"records": 3}
+
+    first = store.run_unit(key, ["curated", "rejects"], write)
+    assert not first.skipped and first.counts == {"records": 3}
+    assert store.pending_tmp() == []
+    again = store.run_unit(key, ["curated", "rejects"], write)
+    assert again.skipped and again.counts == {"records": 3} and again.manifest == first.manifest
+    assert calls == [1]
+    assert Catalog(root).query("select count(*) as n from curated").column("n").to_pylist() == [3]
+
+
+def test_run_unit_that_raises_commits_nothing(root):
+    store = ShardStore(root)
+    key = UnitKey("curate", "a.warc.gz", "h1")
+
+    def write(unit):
+        unit.write("curated", _rows(2))
+        raise ValueError("bad shard")
+
+    with pytest.raises(ValueError, match="bad shard"):
+        store.run_unit(key, ["curated", "rejects"], write)
+    assert not store.is_committed(key) and store.pending_tmp() == []

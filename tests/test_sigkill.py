@@ -42,7 +42,7 @@ def _snapshot(root: str) -> dict:
 
 @pytest.fixture(scope="module")
 def bulk_warc(tmp_path_factory):
-    from kurate.tasks.demo_warc import make_bulk_warc
+    from kurate.demo.warc import make_bulk_warc
 
     path = tmp_path_factory.mktemp("bulk") / "bulk.warc.gz"
     make_bulk_warc(str(path), 3000, seed=7)

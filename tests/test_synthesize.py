@@ -11,7 +11,7 @@ from collections import Counter
 import pyarrow as pa
 import pytest
 
-from kurate.annotators.synthesize import (
+from kurate.annotators.synthesis import (
     GateConfig, Gates, PROMPT_TYPES, SynthesizeConfig, SynthWorker, assign_type, check_filters, check_language,
     check_length, check_meta, check_similarity, chunk_document, cut_at_stop, load_synth_prompt, plan_units, stage_of,
 )
@@ -238,8 +238,9 @@ def test_stage_commits_synthetic_with_provenance_and_resumes(tmp_path, generator
     counted = sum(r["generated"] for r in first)
     assert counted == len(rows) + len(rejects) and sum(r["chunks"] for r in first) == counted
     # chunks fit the budget and types follow the seeded assignment
-    chunks = [c for doc in [{"id": i, "text": SOURCES[i]} for i in planned] for c in worker.chunks(doc)]
-    assert all(worker.count_tokens(c["text"]) <= worker.chunk_tokens for c in chunks)
+    rewriter = worker.rewriter
+    chunks = [c for doc in [{"id": i, "text": SOURCES[i]} for i in planned] for c in rewriter.chunks(doc)]
+    assert all(rewriter.count_tokens(c["text"]) <= rewriter.chunk_tokens for c in chunks)
     assert {(r["source_id"], r["chunk_index"], r["prompt_type"]) for r in rows} <= {(c["source_id"], c["chunk_index"], c["prompt_type"]) for c in chunks}
 
     # a re-run skips every committed unit and adds nothing
@@ -251,15 +252,33 @@ def test_stage_commits_synthetic_with_provenance_and_resumes(tmp_path, generator
 
 
 def test_transformers_backend_stops_early_at_a_stop_string(generator):
-    from kurate.annotators.backends import TransformersBackend
+    from kurate.annotators.backends.hf_transformers import TransformersBackend
 
     backend = TransformersBackend(generator, "fp32", batch_size=2)
     prompts = ["Text: Die Donau.\n\nZusammenfassung:", "Text: Der Rhein.\n\nZusammenfassung:"]
     full = backend.generate(prompts, 1, 40, 0.0, 0)
     stopped = backend.generate(prompts, 1, 40, 0.0, 0, top_p=0.9, repetition_penalty=1.0, stop=[FORCED[2]])
     for whole, early in zip(full, stopped):
-        assert FORCED[-1] in whole[0]
-        assert FORCED[2] in early[0] and FORCED[3] not in early[0]  # generation ended at the stop string, not max tokens
+        assert FORCED[-1] in whole.texts[0]
+        assert FORCED[2] in early.texts[0] and FORCED[3] not in early.texts[0]  # generation ended at the stop string, not max tokens
+
+
+def test_a_failed_request_becomes_a_typed_reject_per_sample(tmp_path):
+    """A generator server that cannot be reached: every sample of every chunk is a reject whose reason
+    names the failure kind, and the unit still commits (a re-run with a new config redoes it)."""
+    from tiny_models import free_port
+
+    root = str(tmp_path / "root")
+    _commit_root(root)
+    config = _config("tiny", generator={"backend": "openai", "base_url": f"http://127.0.0.1:{free_port()}", "model": "tiny",
+                                        "retries": 0, "timeout_s": 2, "context_tokens": 2048},
+                     sampling={"max_new_tokens": 24, "samples": 2}, max_docs=1)
+    (unit,) = plan_units(root, config)
+    result = SynthWorker(config).synthesize_unit(root, unit)
+    assert result["accepted"] == 0 and result["generated"] == 2 * result["chunks"] > 0
+    assert result["reasons"] == {"generation_error:unreachable": result["generated"]}
+    rejects = Catalog(root).query("select reason, detail from rejects where stage = 'synthesize'").to_pylist()
+    assert len(rejects) == result["generated"] and "ConnectError" in json.loads(rejects[0]["detail"])["why"]
 
 
 def test_every_type_rewrites_each_chunk_in_all_types(tmp_path, generator):
@@ -267,7 +286,7 @@ def test_every_type_rewrites_each_chunk_in_all_types(tmp_path, generator):
     _commit_root(root, with_scores=False)
     config = _config(generator, style="fewshot", every_type=True, max_docs=1, chunking={"max_tokens": 4000, "min_chars": 200})
     worker = SynthWorker(config)
-    assert {"\nText:", "\nZusammenfassung:", "\nWichtige Punkte:"} <= set(worker.stops)  # a base model's next example is cut
+    assert {"\nText:", "\nZusammenfassung:", "\nWichtige Punkte:"} <= set(worker.rewriter.stops)  # a base model's next example is cut
     results = _run_all(root, config, worker)
     rows = Catalog(root).query("select source_id, chunk_id, prompt_type from synthetic").to_pylist()
     assert sorted(r["prompt_type"] for r in rows) == sorted(PROMPT_TYPES) and len({r["chunk_id"] for r in rows}) == 1
@@ -312,7 +331,7 @@ def test_embedded_generator_gguf_assembles_from_its_chunk_wheels(tmp_path):
     """The default generator's GGUF is assembled (and sha256-checked by the wheel) from four chunk
     wheels; converting it to a transformers folder is left to the demo (~1.5 min)."""
     from kurate.annotators.models import EMBEDDED, gguf_location
-    from kurate.annotators.synthesize import EMBEDDED_GENERATOR_MODEL
+    from kurate.annotators.synthesis import EMBEDDED_GENERATOR_MODEL
 
     directory, filename = gguf_location(EMBEDDED[EMBEDDED_GENERATOR_MODEL], tmp_path)
     path = directory / filename
@@ -327,7 +346,7 @@ def test_prompts_get_the_bos_their_tokenizer_always_adds(generator):
     from tokenizers.processors import TemplateProcessing
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from kurate.annotators.backends import TransformersBackend
+    from kurate.annotators.backends.hf_transformers import TransformersBackend
 
     plain = TransformersBackend(generator, "fp32")
     assert plain.bos_prefix == ""  # this tokenizer adds no BOS: prompts stay as they are
@@ -339,4 +358,4 @@ def test_prompts_get_the_bos_their_tokenizer_always_adds(generator):
     ids = backend._tokenize(["Text: Die Donau.", "<s>Text: Der Rhein."])["input_ids"]
     assert [int(row[row != tokenizer.pad_token_id][0]) for row in ids] == [bos, bos]
     assert [int((row == bos).sum()) for row in ids] == [1, 1]
-    assert FORCED[0] in backend.generate(["Zusammenfassung:"], 1, 4, 0.0, 0)[0][0]
+    assert FORCED[0] in backend.generate(["Zusammenfassung:"], 1, 4, 0.0, 0)[0].texts[0]

@@ -12,8 +12,11 @@ import torch
 
 from kurate.models.data import ParquetMix, is_heldout, stream_texts
 from kurate.models.hat import HATCodec
-from kurate.models.toy_corpus import german_paragraphs
-from kurate.models.train import Packer, generate_text, load_checkpoint, lr_at, preset, train
+from kurate.models.checkpoint import generate_text, load_checkpoint
+from kurate.models.packing import Packer
+from kurate.models.train import lr_at, train
+from kurate.models.train_config import preset
+from toy_corpus import german_paragraphs
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -27,7 +30,7 @@ def small(kind: str, **kw):
     mc = {"hat": {}, "tfree": {"vocab_rows": 512, "wordfreq_top": 0}, "bpe": {"vocab_size": 400}}[kind]
     mc = {**mc, "d_model": 64, "n_layer": 1, "n_head": 2}
     return preset("tiny", kind, seq_len=16, batch_size=4, max_steps=8, warmup_steps=2, log_every=0,
-                  checkpoint_every=2, eval_every=4, eval_batches=1, model_config=mc, **kw)
+                  checkpoint_every=2, eval_every=4, eval_batches=1, model_options=mc, **kw)
 
 
 @pytest.mark.parametrize("kind", ["hat", "tfree", "bpe"])

@@ -20,7 +20,7 @@ from kurate.storage.catalog import Catalog
 from toy_roots import german_root
 
 SMALL = {"seq_len": 16, "batch_size": 4, "max_steps": 6, "warmup_steps": 2, "log_every": 2, "eval_batches": 1,
-         "model_config": {"d_model": 64, "n_layer": 1, "n_head": 2}}
+         "model_options": {"d_model": 64, "n_layer": 1, "n_head": 2}}
 
 
 @pytest.fixture()

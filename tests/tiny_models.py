@@ -1,4 +1,5 @@
-"""Tiny causal LMs built in code for judge tests: no downloads, seconds to build.
+"""Tiny causal LMs built in code for judge tests: no downloads, seconds to build; and the local
+OpenAI-compatible server (``python -m kurate.annotators.openai_server``) serving one over real HTTP.
 
 ``build_tiny_judge(path)`` saves a 2-layer Llama with a word-level tokenizer (with a chat
 template) to ``path``. With ``forced_score=k`` the weights are edited so that the model answers
@@ -9,7 +10,13 @@ for "k" and the end token point along the embeddings of ":" and "k".
 
 from __future__ import annotations
 
+import contextlib
+import socket
+import subprocess
+import sys
+import time
 from pathlib import Path
+from typing import Iterator
 
 WORDS = """the a of and to in is it for on with as this that be are was by at from or an text
 extract web page educational score rating points number whole write answer conclude justification
@@ -63,3 +70,35 @@ def build_tiny_judge(path: str | Path, forced_score: int | None = None, seed: in
     model.save_pretrained(path)
     tokenizer.save_pretrained(path)
     return str(path)
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 nothing listens on (at the time of asking)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def running_openai_server(model: str, name: str, startup_s: float = 90) -> Iterator[str]:
+    """``python -m kurate.annotators.openai_server`` serving ``model`` as ``name`` on a free local
+    port; yields its base URL and stops the process afterwards."""
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "kurate.annotators.openai_server", "--model", model, "--name", name,
+                             "--port", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.time() + startup_s
+        while True:
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=1):
+                    break
+            except OSError:
+                if proc.poll() is not None or time.time() > deadline:
+                    proc.kill()
+                    raise RuntimeError(f"openai server did not start: {proc.stderr.read().decode()[-2000:]}")
+                time.sleep(0.3)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        if proc.poll() is None:
+            proc.terminate()
+            proc.wait(timeout=10)

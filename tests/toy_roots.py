@@ -1,4 +1,4 @@
-"""A root holding one committed curate unit of toy German paragraphs (models/toy_corpus.py)."""
+"""A root holding one committed curate unit of toy German paragraphs (tests/toy_corpus.py)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from kurate.models.toy_corpus import german_paragraphs
+from toy_corpus import german_paragraphs
 from kurate.storage.schemas import CURATED
 from kurate.storage.shards import ShardStore, UnitKey
 

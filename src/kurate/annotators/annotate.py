@@ -22,7 +22,7 @@ from kurate.annotators.judge import Judge, JudgeConfig
 from kurate.storage.catalog import Catalog
 from kurate.storage.fs import StorageOptions
 from kurate.storage.schemas import LABELS
-from kurate.storage.shards import ShardStore, UnitKey, config_hash
+from kurate.storage.shards import ShardStore, UnitKey, UnitWriter, config_hash
 from kurate.tasks.sampling import balanced_sample
 
 STAGE_SAMPLE = "sample"
@@ -60,17 +60,17 @@ def commit_sample(root: str, config: SampleConfig, docs_per_unit: int, storage_o
         raise RuntimeError(f"{root} has no committed curated shards: run `kurate curate` first")
     source = "curated-" + hashlib.sha256("\n".join(curated_units).encode()).hexdigest()[:16]
     key = UnitKey(STAGE_SAMPLE, source, config_hash(config.model_dump(mode="json")))
-    manifest = store.begin(key)
-    if manifest is None:
+
+    def write(unit: UnitWriter) -> dict:
         con = catalog.connect()
         try:
             sample = balanced_sample(con, config.per_language, config.languages or None, config.length_strata, config.seed)
         finally:
             con.close()
-        with store.open_unit(key, ["samples"]) as unit:
-            unit.write("samples", sample)
-            unit.counts = {"rows": sample.num_rows, "languages": dict(Counter(sample.column("language").to_pylist()))}
-        manifest = unit.manifest
+        unit.write("samples", sample)
+        return {"rows": sample.num_rows, "languages": dict(Counter(sample.column("language").to_pylist()))}
+
+    manifest = store.run_unit(key, ["samples"], write).manifest
     rows = manifest.counts["rows"]
     chunks = tuple(f"{key.name}#{i:05d}" for i in range(-(-rows // docs_per_unit)))
     return SampleRef(key.name, store.url(manifest.outputs[0].path), rows, chunks)
@@ -83,7 +83,7 @@ def chunk_ids(sample: pa.Table, chunk: str, docs_per_unit: int) -> pa.Table:
 
 def judge_hash(judge: JudgeConfig) -> str:
     # concurrency/timeouts/batch size change how, not what, is asked
-    return config_hash(judge.model_dump(mode="json", exclude={"batch_size", "concurrency", "timeout_s", "retries"}))
+    return config_hash(judge.model_dump(mode="json", exclude=set(JudgeConfig.THROUGHPUT_FIELDS)))
 
 
 def read_sample(store: ShardStore, ref: SampleRef) -> pa.Table:
@@ -103,20 +103,20 @@ class JudgeWorker:
                    storage_options: StorageOptions | None = None) -> dict:
         store = ShardStore(root, storage_options)
         key = UnitKey(stage_of(self.config.name), chunk, judge_hash(self.config))
-        manifest = store.begin(key)
-        if manifest is not None:
-            return {"chunk": chunk, "skipped": True, **manifest.counts}
-        if ref.path not in self._samples:
-            self._samples[ref.path] = read_sample(store, ref)
-        docs = chunk_ids(self._samples[ref.path], chunk, docs_per_unit).to_pylist()
-        started = time.perf_counter()
-        rows = self.judge.label(docs)
-        seconds = time.perf_counter() - started
-        with store.open_unit(key, ["labels"]) as unit:
+
+        def write(unit: UnitWriter) -> dict:
+            if ref.path not in self._samples:
+                self._samples[ref.path] = read_sample(store, ref)
+            docs = chunk_ids(self._samples[ref.path], chunk, docs_per_unit).to_pylist()
+            started = time.perf_counter()
+            rows = self.judge.label(docs)
+            seconds = time.perf_counter() - started
             unit.write("labels", pa.Table.from_pylist(rows, schema=LABELS))
             valid = sum(1 for r in rows if r["valid"])
-            unit.counts = {"docs": len(rows), "valid": valid, "invalid": len(rows) - valid, "seconds": seconds}
-        return {"chunk": chunk, "skipped": False, **unit.counts}
+            return {"docs": len(rows), "valid": valid, "invalid": len(rows) - valid, "seconds": seconds}
+
+        run = store.run_unit(key, ["labels"], write)
+        return {"chunk": chunk, "skipped": run.skipped, **run.counts}
 
 
 def label_report(root: str, storage_options: StorageOptions | None = None) -> dict:

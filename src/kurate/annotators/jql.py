@@ -3,7 +3,7 @@
 * ``embed_shard`` (per curated shard): document embeddings → ``embeddings`` (float16). Every later
   distill and score run reuses them.
 * ``distill`` (per judge): judge labels ⋈ embeddings → a head per judge (and a balanced variant),
-  evaluated per language on held-out labels (or cross-lingually), saved to the registry.
+  evaluated per language on held-out labels (or cross-lingually), stored under the root (``head_store``).
 * ``score_shard`` (per curated shard): all heads on the stored embeddings → ``head_scores``;
   ``commit_thresholds`` (once): each head's quantile over the scored corpus (optionally per
   language) → ``thresholds``; ``finalize_scores`` (per curated shard): one column per head + the
@@ -23,12 +23,12 @@ import pyarrow.parquet as pq
 from pydantic import BaseModel, ConfigDict, Field
 
 from kurate.annotators.embedder import Embedder, EmbedderConfig
-from kurate.annotators.heads import HeadConfig, correlations, predict, train_head
-from kurate.annotators.registry import list_annotators, load_annotator, save_annotator
+from kurate.annotators.heads import HeadConfig, correlations, predict, spearman, split_indices, train_head
+from kurate.annotators.head_store import list_annotators, load_annotator, save_annotator
 from kurate.storage.catalog import Catalog
 from kurate.storage.fs import StorageOptions
 from kurate.storage.schemas import EMBEDDINGS, HEAD_SCORES, SCORES
-from kurate.storage.shards import Manifest, ShardStore, UnitKey, config_hash
+from kurate.storage.shards import Manifest, ShardStore, UnitKey, UnitWriter, config_hash
 
 STAGE_EMBED = "embed"
 STAGE_SCORE_RAW = "score-raw"
@@ -91,23 +91,21 @@ def embed_key(curated_unit: str, config: EmbedderConfig) -> UnitKey:
 def embed_shard(curated_unit: str, root: str, config: EmbedderConfig, storage_options: StorageOptions | None = None) -> dict:
     """Embed one curated shard (exactly once per embedder config)."""
     store = ShardStore(root, storage_options)
-    key = embed_key(curated_unit, config)
-    committed = store.begin(key)
-    if committed is not None:
-        return {"unit": curated_unit, "skipped": True, **committed.counts}
-    manifest = next(m for m in curated_units(store) if m.unit == curated_unit)
-    docs = _read(store, _output(store, manifest, "curated"), ["id", "text"])
-    embedder = embedder_for(config)
-    vectors = embedder.embed(docs.column("text").to_pylist()) if docs.num_rows else np.zeros((0, 1), np.float32)
-    table = pa.table(
-        {"id": docs.column("id"), "embedder": pa.array([embedder.name] * docs.num_rows, pa.string()),
-         "vector": pa.array(list(vectors.astype(np.float16)), type=pa.list_(pa.float16()))},
-        schema=EMBEDDINGS,
-    )
-    with store.open_unit(key, ["embeddings"]) as unit:
-        unit.write("embeddings", table)
-        unit.counts = {"docs": docs.num_rows, "dim": int(vectors.shape[1]), "embedder": embedder.name}
-    return {"unit": curated_unit, "skipped": False, **unit.counts}
+
+    def write(unit: UnitWriter) -> dict:
+        manifest = next(m for m in curated_units(store) if m.unit == curated_unit)
+        docs = _read(store, _output(store, manifest, "curated"), ["id", "text"])
+        embedder = embedder_for(config)
+        vectors = embedder.embed(docs.column("text").to_pylist()) if docs.num_rows else np.zeros((0, 1), np.float32)
+        unit.write("embeddings", pa.table(
+            {"id": docs.column("id"), "embedder": pa.array([embedder.name] * docs.num_rows, pa.string()),
+             "vector": pa.array(list(vectors.astype(np.float16)), type=pa.list_(pa.float16()))},
+            schema=EMBEDDINGS,
+        ))
+        return {"docs": docs.num_rows, "dim": int(vectors.shape[1]), "embedder": embedder.name}
+
+    run = store.run_unit(embed_key(curated_unit, config), ["embeddings"], write)
+    return {"unit": curated_unit, "skipped": run.skipped, **run.counts}
 
 
 def embedding_files(store: ShardStore, config: EmbedderConfig) -> list[str]:
@@ -120,10 +118,6 @@ def embedding_files(store: ShardStore, config: EmbedderConfig) -> list[str]:
     return files
 
 
-def _quote(value: str) -> str:
-    return "'" + value.replace("'", "''") + "'"
-
-
 def labelled_embeddings(root: str, judge: str, config: EmbedderConfig, target: str,
                         storage_options: StorageOptions | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str]]:
     """(x, y, languages, ids) for a judge's valid labels that have stored embeddings."""
@@ -133,9 +127,9 @@ def labelled_embeddings(root: str, judge: str, config: EmbedderConfig, target: s
         files = embedding_files(catalog.store, config)
         rows = con.execute(f"""
             select l.id, l.language, l.{target} as y, e.vector
-            from labels l join read_parquet([{', '.join(_quote(f) for f in files)}]) e using (id)
+            from labels l join read_parquet(?) e using (id)
             where l.judge = ? and l.valid and l.{target} is not null
-            order by l.id""", [judge]).fetch_arrow_table()
+            order by l.id""", [files, judge]).fetch_arrow_table()
     finally:
         con.close()
     x = np.stack(rows.column("vector").to_numpy(zero_copy_only=False)).astype(np.float32) if rows.num_rows else np.zeros((0, 0), np.float32)
@@ -149,8 +143,11 @@ def distill(root: str, judge: str, embedder: EmbedderConfig, config: DistillConf
     if len(y) < 10:
         raise RuntimeError(f"judge {judge!r} has {len(y)} labelled documents with embeddings; need at least 10 to train a head")
     labels_hash = hashlib.sha256(json.dumps([ids, y.round(4).tolist()]).encode()).hexdigest()[:16]
-    prompt_version = Catalog(root, storage_options).query(
-        f"select any_value(prompt_version) as v from labels where judge = {_quote(judge)}").to_pylist()[0]["v"]
+    con = Catalog(root, storage_options).connect()
+    try:
+        prompt_version = con.execute("select any_value(prompt_version) from labels where judge = ?", [judge]).fetchone()[0]
+    finally:
+        con.close()
     if config.train_languages:
         train_mask = np.isin(languages, config.train_languages)
         if not train_mask.any() or train_mask.all():
@@ -165,8 +162,6 @@ def distill(root: str, judge: str, embedder: EmbedderConfig, config: DistillConf
             held_out = ~train_mask
             evaluation = {"mode": "cross-lingual", "train_languages": config.train_languages}
         else:
-            from kurate.annotators.heads import split_indices
-
             _, val_idx = split_indices(int(train_mask.sum()), head_config.val_fraction, head_config.seed)
             held_out = np.zeros(len(y), dtype=bool)
             held_out[val_idx] = True
@@ -188,8 +183,6 @@ def distill(root: str, judge: str, embedder: EmbedderConfig, config: DistillConf
 def head_agreement(root: str, names: list[str], embedder: EmbedderConfig, storage_options: StorageOptions | None = None,
                    limit: int = 20000) -> list[dict]:
     """Spearman between every pair of heads on (up to ``limit``) stored embeddings."""
-    from kurate.annotators.heads import spearman
-
     store = ShardStore(root, storage_options)
     vectors = []
     for path in embedding_files(store, embedder):
@@ -212,28 +205,26 @@ def score_shard(curated_unit: str, root: str, names: list[str], embedder: Embedd
                 storage_options: StorageOptions | None = None) -> dict:
     """All heads on one curated shard's stored embeddings → ``head_scores`` (long format)."""
     store = ShardStore(root, storage_options)
-    key = UnitKey(STAGE_SCORE_RAW, curated_unit, heads_hash)
-    committed = store.begin(key)
-    if committed is not None:
-        return {"unit": curated_unit, "skipped": True, **committed.counts}
-    curated = next(m for m in curated_units(store) if m.unit == curated_unit)
-    languages = dict(zip(*[c.to_pylist() for c in _read(store, _output(store, curated, "curated"), ["id", "language"]).columns]))
-    embedded = store.manifest(embed_key(curated_unit, embedder))
-    table = _read(store, _output(store, embedded, "embeddings"), ["id", "vector"])
-    ids = table.column("id").to_pylist()
-    x = np.stack(table.column("vector").to_numpy(zero_copy_only=False)).astype(np.float32) if ids else np.zeros((0, 1), np.float32)
-    heads = {n: load_annotator(root, n, storage_options).head for n in names}
-    scores = predict(heads, x) if ids else {n: np.zeros(0, np.float32) for n in names}
-    rows = pa.table({
-        "id": pa.array([i for _ in names for i in ids], pa.string()),
-        "language": pa.array([languages.get(i) for _ in names for i in ids], pa.string()),
-        "annotator": pa.array([n for n in names for _ in ids], pa.string()),
-        "score": pa.array(np.concatenate([scores[n] for n in names]) if ids else [], pa.float32()),
-    }, schema=HEAD_SCORES)
-    with store.open_unit(key, ["head_scores"]) as unit:
-        unit.write("head_scores", rows)
-        unit.counts = {"docs": len(ids), "annotators": names}
-    return {"unit": curated_unit, "skipped": False, **unit.counts}
+
+    def write(unit: UnitWriter) -> dict:
+        curated = next(m for m in curated_units(store) if m.unit == curated_unit)
+        languages = dict(zip(*[c.to_pylist() for c in _read(store, _output(store, curated, "curated"), ["id", "language"]).columns]))
+        embedded = store.manifest(embed_key(curated_unit, embedder))
+        table = _read(store, _output(store, embedded, "embeddings"), ["id", "vector"])
+        ids = table.column("id").to_pylist()
+        x = np.stack(table.column("vector").to_numpy(zero_copy_only=False)).astype(np.float32) if ids else np.zeros((0, 1), np.float32)
+        heads = {n: load_annotator(root, n, storage_options).head for n in names}
+        scores = predict(heads, x) if ids else {n: np.zeros(0, np.float32) for n in names}
+        unit.write("head_scores", pa.table({
+            "id": pa.array([i for _ in names for i in ids], pa.string()),
+            "language": pa.array([languages.get(i) for _ in names for i in ids], pa.string()),
+            "annotator": pa.array([n for n in names for _ in ids], pa.string()),
+            "score": pa.array(np.concatenate([scores[n] for n in names]) if ids else [], pa.float32()),
+        }, schema=HEAD_SCORES))
+        return {"docs": len(ids), "annotators": names}
+
+    run = store.run_unit(UnitKey(STAGE_SCORE_RAW, curated_unit, heads_hash), ["head_scores"], write)
+    return {"unit": curated_unit, "skipped": run.skipped, **run.counts}
 
 
 def commit_thresholds(root: str, raw_units: list[UnitKey], config: ScoreConfig, storage_options: StorageOptions | None = None) -> UnitKey:
@@ -242,21 +233,22 @@ def commit_thresholds(root: str, raw_units: list[UnitKey], config: ScoreConfig, 
     files = [_output(store, store.manifest(k), "head_scores") for k in raw_units]
     version = config_hash([sorted(k.name for k in raw_units), config.model_dump(mode="json")])
     key = UnitKey(STAGE_THRESHOLDS, f"scores-{version}", version)
-    if store.begin(key) is not None:
-        return key
-    con = Catalog(root, storage_options).connect()
-    try:
-        group = "language" if config.per_language else "'*'"
-        table = con.execute(f"""
-            select annotator, {group} as language, {config.quantile}::double as quantile,
-                   quantile_cont(score, {config.quantile})::double as value, '{version}' as version
-            from read_parquet([{', '.join(_quote(f) for f in files)}])
-            group by all order by all""").fetch_arrow_table()
-    finally:
-        con.close()
-    with store.open_unit(key, ["thresholds"]) as unit:
+
+    def write(unit: UnitWriter) -> dict:
+        con = Catalog(root, storage_options).connect()
+        try:
+            group = "language" if config.per_language else "'*'"
+            table = con.execute(f"""
+                select annotator, {group} as language, ?::double as quantile,
+                       quantile_cont(score, ?)::double as value, ?::varchar as version
+                from read_parquet(?)
+                group by all order by all""", [config.quantile, config.quantile, version, files]).fetch_arrow_table()
+        finally:
+            con.close()
         unit.write("thresholds", table)
-        unit.counts = {"thresholds": table.num_rows, "version": version}
+        return {"thresholds": table.num_rows, "version": version}
+
+    store.run_unit(key, ["thresholds"], write)
     return key
 
 
@@ -265,26 +257,25 @@ def finalize_scores(curated_unit: str, root: str, names: list[str], heads_hash: 
     """One column per head + ``kept`` for one curated shard → ``scores``."""
     store = ShardStore(root, storage_options)
     key = UnitKey(STAGE_SCORE, curated_unit, config_hash([heads_hash, thresholds_key.name]))
-    committed = store.begin(key)
-    if committed is not None:
-        return {"unit": curated_unit, "skipped": True, **committed.counts}
-    thresholds = _read(store, _output(store, store.manifest(thresholds_key), "thresholds")).to_pylist()
-    limit = {(t["annotator"], t["language"]): t["value"] for t in thresholds}
-    raw = _read(store, _output(store, store.manifest(UnitKey(STAGE_SCORE_RAW, curated_unit, heads_hash)), "head_scores"))
-    wide: dict[str, dict] = {}
-    for row in raw.to_pylist():
-        doc = wide.setdefault(row["id"], {"id": row["id"], "language": row["language"]})
-        doc[row["annotator"]] = row["score"]
-    rows = []
-    for doc in wide.values():
-        above = [doc[n] >= limit.get((n, doc["language"] if config.per_language else "*"), float("inf")) for n in names]
-        rows.append({**doc, "kept": all(above) if config.keep == "all" else any(above), "thresholds_version": thresholds_key.config_hash})
     schema = pa.schema(list(SCORES) + [pa.field(n, pa.float32()) for n in names])
-    with store.open_unit(key, ["scores"], schemas={"scores": schema}) as unit:
+
+    def write(unit: UnitWriter) -> dict:
+        thresholds = _read(store, _output(store, store.manifest(thresholds_key), "thresholds")).to_pylist()
+        limit = {(t["annotator"], t["language"]): t["value"] for t in thresholds}
+        raw = _read(store, _output(store, store.manifest(UnitKey(STAGE_SCORE_RAW, curated_unit, heads_hash)), "head_scores"))
+        wide: dict[str, dict] = {}
+        for row in raw.to_pylist():
+            doc = wide.setdefault(row["id"], {"id": row["id"], "language": row["language"]})
+            doc[row["annotator"]] = row["score"]
+        rows = []
+        for doc in wide.values():
+            above = [doc[n] >= limit.get((n, doc["language"] if config.per_language else "*"), float("inf")) for n in names]
+            rows.append({**doc, "kept": all(above) if config.keep == "all" else any(above), "thresholds_version": thresholds_key.config_hash})
         unit.write("scores", pa.Table.from_pylist(rows, schema=schema))
-        kept = sum(r["kept"] for r in rows)
-        unit.counts = {"docs": len(rows), "kept": kept}
-    return {"unit": curated_unit, "skipped": False, **unit.counts}
+        return {"docs": len(rows), "kept": sum(r["kept"] for r in rows)}
+
+    run = store.run_unit(key, ["scores"], write, schemas={"scores": schema})
+    return {"unit": curated_unit, "skipped": run.skipped, **run.counts}
 
 
 def registered(root: str, wanted: list[str], storage_options: StorageOptions | None = None) -> list[str]:

@@ -12,61 +12,39 @@ import json
 from typing import Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
-from kurate.annotators.backends import OpenAIBackend, ScoreDistribution, TransformersBackend, VllmBackend
+from kurate.annotators.contracts import (
+    BackendConfig, BackendFailure, GenerationResult, LLMBackend, ScoreDistribution, ScoreResult, make_backend,
+)
 from kurate.annotators.prompts import PromptSpec, aggregate, load_prompt, parse_answer
 
 EMBEDDED_JUDGE_MODEL = "embedded:smollm2-135m-instruct"
 
 
-class JudgeConfig(BaseModel):
-    """One judge: which model answers which prompt, how, and in what batches."""
-
-    model_config = ConfigDict(extra="forbid")
+class JudgeConfig(BackendConfig):
+    """One judge: which model answers which prompt, how, and in what batches (the backend fields are
+    ``BackendConfig``'s, shared with the synthesis generator)."""
 
     name: str = Field(..., pattern=r"^[A-Za-z0-9_.-]+$", description="Label column value and unit name part.")
-    backend: Literal["transformers", "openai", "vllm"] = "transformers"
     model: str = Field(EMBEDDED_JUDGE_MODEL, description="HF id, local path, the server's model name, or embedded:smollm2-135m-instruct.")
     prompt: str = Field("fineweb_edu", description="Built-in prompt name (fineweb_edu, germanweb_quality) or a YAML path.")
-    mode: Literal["logits", "generate"] = "logits"
+    mode: Literal["logits", "generate"] = Field("logits", description="logits: score-token distribution after one forward "
+                                                "pass; generate: sampled answers, parsed.")
     samples: int = Field(3, ge=1, description="Sampled answers per document in generate mode (JQL used 3).")
-    temperature: float = Field(0.7, ge=0)
-    max_new_tokens: int = Field(160, ge=1)
+    temperature: float = Field(0.7, ge=0, description="generate mode: sampling temperature.")
+    max_new_tokens: int = Field(160, ge=1, description="generate mode: tokens per sampled answer.")
     max_doc_tokens: int = Field(1024, ge=16, description="Documents are truncated to this many tokens (recorded).")
-    dtype: Literal["auto", "bf16", "fp16", "fp32"] = "auto"
-    batch_size: int = Field(8, ge=1)
-    base_url: str | None = Field(None, description="openai backend: server URL, e.g. http://127.0.0.1:8000")
-    api_key_env: str | None = Field(None, description="openai backend: name of the env var holding the API key.")
-    tokenizer: str | None = Field(None, description="openai backend: HF tokenizer for the chat template and truncation.")
-    concurrency: int = Field(16, ge=1, description="openai backend: requests in flight.")
-    retries: int = Field(3, ge=0)
-    timeout_s: float = Field(60.0, gt=0)
-    seed: int = 0
-
-
-def make_backend(config: JudgeConfig):
-    if config.backend == "transformers":
-        from kurate.annotators.models import resolve_model
-
-        return TransformersBackend(resolve_model(config.model), config.dtype, config.batch_size)
-    if config.backend == "openai":
-        import os
-
-        if not config.base_url:
-            raise ValueError(f"judge {config.name}: backend openai needs base_url")
-        key = os.environ.get(config.api_key_env) if config.api_key_env else None
-        return OpenAIBackend(config.base_url, config.model, key, config.tokenizer, config.concurrency, config.retries, config.timeout_s)
-    return VllmBackend(config.model, config.dtype)
+    seed: int = Field(0, description="generate mode: sampling seed.")
 
 
 class Judge:
     """Labels documents with one judge; build once per process/actor (the model loads here)."""
 
-    def __init__(self, config: JudgeConfig, backend=None):
+    def __init__(self, config: JudgeConfig, backend: LLMBackend | None = None):
         self.config = config
         self.prompt: PromptSpec = load_prompt(config.prompt)
-        self.backend = backend if backend is not None else make_backend(config)
+        self.backend: LLMBackend = backend if backend is not None else make_backend(config)
 
     def label(self, docs: list[dict]) -> list[dict]:
         """One label row per document (``id``, ``language``, ``text`` in each doc)."""
@@ -87,13 +65,13 @@ class Judge:
                 results = self.backend.score_distributions(prompts, spec.scale)
             else:
                 results = self.backend.generate(prompts, cfg.samples, cfg.max_new_tokens, cfg.temperature, cfg.seed)
-            for row, result in zip(rows, results):
+            for row, result in zip(rows, results, strict=True):
                 self._record(row, criterion.name, criterion.answer_prefix, result)
         return [self._finish(row, cut, n) for row, cut, n in zip(rows, truncated, doc_tokens)]
 
-    def _record(self, row: dict, criterion: str, prefix: str, result) -> None:
+    def _record(self, row: dict, criterion: str, prefix: str, result: ScoreResult | GenerationResult) -> None:
         scale = self.prompt.scale
-        if isinstance(result, str):  # backend error for this document
+        if isinstance(result, BackendFailure):  # this document's request failed; the others go on
             row["errors"].append(f"{criterion}: {result}")
             return
         if isinstance(result, ScoreDistribution):
@@ -106,7 +84,7 @@ class Judge:
             }
             return
         values, reasons = [], []
-        for text in result:
+        for text in result.texts:
             value, reason = parse_answer(text, prefix, scale)
             row["raw"].append(text)
             if value is None:

@@ -4,8 +4,9 @@
 
 It serves ``/v1/models`` and ``/v1/completions`` (prompt, max_tokens, temperature, top_p, n, seed,
 stop, repetition_penalty (the vLLM extension), logprobs = number of top log-probabilities of the
-first generated token), which is what the ``openai`` judge and generator backends use. It exists so the judge's HTTP path is tested against a real server,
-and to serve a local judge on a workstation; for production use vLLM or another real server.
+first generated token), which is what the ``openai`` judge and generator backends use. It exists so
+the HTTP path is tested against a real server, and to serve a local judge on a workstation; for
+production use vLLM or another real server.
 """
 
 from __future__ import annotations
@@ -18,7 +19,8 @@ import uvicorn
 from fastapi import FastAPI, HTTPException
 from pydantic import BaseModel
 
-from kurate.annotators.backends import TransformersBackend
+from kurate.annotators.backends.hf_transformers import TransformersBackend
+from kurate.annotators.contracts import BackendFailure
 
 
 class CompletionRequest(BaseModel):
@@ -63,9 +65,11 @@ def build_app(backend: TransformersBackend, model_name: str) -> FastAPI:
                 })
                 continue
             stop = [request.stop] if isinstance(request.stop, str) else list(request.stop or [])
-            texts = backend.generate([prompt], request.n, request.max_tokens, request.temperature, request.seed or 0,
-                                     top_p=request.top_p, repetition_penalty=request.repetition_penalty, stop=stop)[0]
-            for i, text in enumerate(texts):
+            result = backend.generate([prompt], request.n, request.max_tokens, request.temperature, request.seed or 0,
+                                      top_p=request.top_p, repetition_penalty=request.repetition_penalty, stop=stop)[0]
+            if isinstance(result, BackendFailure):
+                raise HTTPException(status_code=500, detail=str(result))
+            for i, text in enumerate(result.texts):
                 cuts = [text.find(s) for s in stop if s in text]  # as OpenAI servers do: the stop string is not returned
                 text = text[: min(cuts)] if cuts else text
                 choices.append({"index": p_index * request.n + i, "text": text, "logprobs": None, "finish_reason": "stop"})

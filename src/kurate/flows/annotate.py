@@ -3,13 +3,14 @@
     kurate annotate --root runs/demo [--judge NAME …] [--per-language N]
 
 1. sample (DuckDB over the catalog): N curated documents per language, seeded → ``samples``
-2. label: per judge, a pool of Ray actors (one model each, a GPU each when the cluster has them)
-   labels the sample chunk by chunk → ``labels``; committed chunks are skipped on re-runs
+2. label: per judge, a pool of Ray actors (one model each; a GPU each when the cluster has them
+   and the backend loads a model) labels the sample chunk by chunk → ``labels``; committed chunks are skipped on re-runs
 3. report: counts, invalid rate per judge and language, score histograms (Prefect artifacts)
 """
 
 from __future__ import annotations
 
+import functools
 import sys
 
 from prefect import flow, task
@@ -18,9 +19,8 @@ from prefect.artifacts import create_markdown_artifact, create_progress_artifact
 from kurate.annotators.annotate import JudgeWorker, SampleRef, commit_sample, label_report
 from kurate.annotators.judge import JudgeConfig
 from kurate.flows.config import PipelineConfig, load_config
-from kurate.flows.runner import ensure_ray
+from kurate.flows.runner import WorkerResources, in_process_only, map_on_workers
 from kurate.storage.catalog import Catalog
-from kurate.storage.fs import protocol_of
 
 
 @task(name="sample")
@@ -31,19 +31,12 @@ def sample(config: PipelineConfig) -> SampleRef:
     return ref
 
 
-def _gpu_available() -> bool:
-    import ray
-
-    return ray.cluster_resources().get("GPU", 0) > 0
-
-
 @task(name="label")
 def label(config: PipelineConfig, judge: JudgeConfig, ref: SampleRef) -> list[dict]:
     """Label every chunk of the sample with one judge (Ray actor pool; in-process for local/memory)."""
     a = config.annotate
     progress = create_progress_artifact(0.0, key=f"annotate-{judge.name.lower().replace('_', '-').replace('.', '-')}-progress",
                                         description=f"{judge.name}: chunks done")
-    args = (config.root, ref)
     results = []
 
     def done(result: dict) -> None:
@@ -52,23 +45,11 @@ def label(config: PipelineConfig, judge: JudgeConfig, ref: SampleRef) -> list[di
         print(f"[annotate:{judge.name}] {len(results)}/{len(ref.chunks)} chunks ({rate})", flush=True)
         update_progress_artifact(progress, 100.0 * len(results) / max(len(ref.chunks), 1))
 
-    if config.ray.executor == "local" or protocol_of(config.root) == "memory":
-        worker = JudgeWorker(judge)
-        for chunk in ref.chunks:
-            done(worker.label_unit(*args, chunk, a.docs_per_unit, config.storage_options))
-        return results
-
-    import ray
-    from ray.util import ActorPool
-
-    ensure_ray(config.ray)
-    gpus = 1 if _gpu_available() else 0
-    actor = ray.remote(JudgeWorker).options(num_gpus=gpus, num_cpus=a.cpus_per_actor)
-    pool = ActorPool([actor.remote(judge) for _ in range(max(1, min(a.actors_per_judge, len(ref.chunks))))])
-    for result in pool.map_unordered(
-        lambda worker, chunk: worker.label_unit.remote(*args, chunk, a.docs_per_unit, config.storage_options), ref.chunks
-    ):
-        done(result)
+    root, docs_per_unit, storage_options = config.root, a.docs_per_unit, config.storage_options
+    map_on_workers(functools.partial(JudgeWorker, judge), ref.chunks,
+                   lambda worker, chunk: worker.label_unit(root, ref, chunk, docs_per_unit, storage_options),
+                   WorkerResources.for_backend(judge.backend, a.cpus_per_actor), config.ray,
+                   workers=a.actors_per_judge, local=in_process_only(config.root), on_result=done)
     return results
 
 

@@ -19,7 +19,23 @@ from typing import Optional
 
 import typer
 
+from kurate.models.architectures import MODEL_KINDS, PRESETS  # names only: no torch at start-up
+
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="kurate: curated pre-training data from Common Crawl.")
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        from kurate import __version__
+
+        typer.echo(f"kurate {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(version: bool = typer.Option(False, "--version", callback=_print_version, is_eager=True,
+                                       help="Print kurate's version and exit.")) -> None:
+    """kurate: curated pre-training data from Common Crawl."""
 
 SetOption = typer.Option(None, "--set", help="Override a config key: --set curate.ingest.extractor=resiliparse (repeatable).")
 
@@ -155,23 +171,25 @@ def synthesize(
         _fail(str(exc))
 
 
-class ModelKind(str, Enum):
-    hat = "hat"
-    tfree = "tfree"
-    bpe = "bpe"
+# the choices of --model and --preset come from the registry (models/architectures.py)
+ModelKindChoice = Enum("ModelKindChoice", {name: name for name in MODEL_KINDS}, type=str)
+PresetChoice = Enum("PresetChoice", {name: name for name in PRESETS}, type=str)
 
 
 @app.command()
 def train(
     root: str = typer.Option(..., "--root", "-r", help="Root with committed curated (and synthetic) shards."),
-    model: ModelKind = typer.Option(ModelKind.hat, "--model", "-m", help="hat, tfree or the bpe baseline."),
-    preset: str = typer.Option("tiny", "--preset", "-p", help="tiny (CPU), 125m, 350m or 1b."),
+    model: Optional[ModelKindChoice] = typer.Option(None, "--model", "-m", help="Model kind (default: the config's train.model, "
+                                                    "else hat): " + "; ".join(f"{k}: {v.summary}" for k, v in MODEL_KINDS.items()) + "."),
+    preset: Optional[PresetChoice] = typer.Option(None, "--preset", "-p", help="Model size (default: the config's train.preset, "
+                                                  "else tiny): " + "; ".join(f"{k}: {v.summary}" for k, v in PRESETS.items()) + "."),
     config: Optional[Path] = typer.Option(None, "--config", "-c", exists=True, dir_okay=False, help="YAML config to start from."),
     set_: Optional[list[str]] = SetOption,
 ) -> None:
     """Train a model on the root's data: in-process (CPU or one GPU), or with Ray Train when a Ray address is set
-    (train.num_workers DDP ranks)."""
-    cfg = _load(config, set_, {"root": root, "train": {"model": model.value, "preset": preset}})
+    (train.num_workers DDP ranks). A typo under --set train.overrides.… is a config error (exit code 2)."""
+    chosen = {key: choice.value for key, choice in (("model", model), ("preset", preset)) if choice is not None}
+    cfg = _load(config, set_, {"root": root, "train": chosen})
     from kurate.flows.train import train_local
 
     try:
@@ -216,7 +234,7 @@ def generate(
     seed: int = typer.Option(0),
 ) -> None:
     """Sample a continuation of PROMPT from a trained checkpoint."""
-    from kurate.models.train import generate_text
+    from kurate.models.checkpoint import generate_text
 
     typer.echo(generate_text(str(checkpoint), prompt, max_new, temperature, seed))
 

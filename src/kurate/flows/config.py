@@ -11,18 +11,22 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
 from kurate.annotators.annotate import SampleConfig
 from kurate.annotators.embedder import EmbedderConfig
 from kurate.annotators.jql import DistillConfig, ScoreConfig
 from kurate.annotators.judge import JudgeConfig
-from kurate.annotators.synthesize import SynthesizeConfig
+from kurate.annotators.synthesis import SynthesizeConfig
+from kurate.models.architectures import MODEL_KINDS, PRESETS, ModelKindName, PresetName
+from kurate.models.train_config import ContinualOverrides, TrainOverrides, check_model_options
 from kurate.tasks.curate import CurateHashes, DedupConfig
 from kurate.tasks.ingest import IngestConfig
 from kurate.tasks.quality import FilterConfig, LanguageConfig, QualityConfig, UrlFilterConfig
 
-Stage = Literal["curate", "annotate", "distill", "score", "synthesize", "train", "continual"]
+# The pipeline's stages in their order; flows/pipeline.py maps each to its flow (a test checks both agree).
+STAGES = ("curate", "annotate", "distill", "score", "synthesize", "train", "continual")
+Stage = Literal[STAGES]
 
 
 class ConfigError(ValueError):
@@ -112,9 +116,12 @@ class TrainStageConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: str = Field("demo", pattern=r"^[A-Za-z0-9_.-]+$", description="Run name: checkpoints/<name>-<model>.")
-    model: Literal["hat", "tfree", "bpe"] = "hat"
-    preset: Literal["tiny", "125m", "350m", "1b"] = "tiny"
-    overrides: dict[str, Any] = Field(default_factory=dict, description="TrainConfig fields, e.g. {max_steps: 200}.")
+    model: ModelKindName = Field("hat", description="Model kind: " + "; ".join(
+        f"{name} ({kind.summary})" for name, kind in MODEL_KINDS.items()) + ".")
+    preset: PresetName = Field("tiny", description="Model size and trainer defaults: " + "; ".join(
+        f"{name} ({p.summary})" for name, p in PRESETS.items()) + ".")
+    overrides: TrainOverrides = Field(default_factory=TrainOverrides, description=(
+        "TrainConfig fields over the preset's, e.g. {max_steps: 200, model_options: {d_model: 256}}."))
     mix: list[TrainSource] = Field(default_factory=lambda: [TrainSource()])
     eval_fraction: float = Field(0.05, gt=0, lt=1, description="Share of documents held out for eval (by id hash).")
     checkpoint_dir: str | None = Field(None, description="Local/shared directory (default: <root>/checkpoints).")
@@ -123,6 +130,14 @@ class TrainStageConfig(BaseModel):
     cpus_per_worker: float = Field(1, gt=0, description="CPUs Ray reserves for each Train worker (plus one GPU with use_gpu).")
     use_gpu: bool | None = Field(None, description="Ray Train workers on GPUs (default: when the cluster has GPUs).")
     job_address: str | None = Field(None, description="Ray dashboard address for Ray Jobs (http://host:8265); default $RAY_ADDRESS.")
+
+    @field_validator("overrides")
+    @classmethod
+    def _known_model_options(cls, overrides: TrainOverrides, info: ValidationInfo) -> TrainOverrides:
+        """model_options must be fields of the chosen kind's model config (a typo names the key)."""
+        if overrides.model_options is not None and "model" in info.data:
+            check_model_options(info.data["model"], overrides.model_options, loc=("model_options",))
+        return overrides
 
     def run_dir(self, root: str) -> str:
         base = self.checkpoint_dir or os.path.join(root, "checkpoints")
@@ -151,8 +166,9 @@ class ContinualConfig(BaseModel):
     context_units: int | None = Field(16, ge=0, description="Masked context replayed before each kept span, in units "
                                       "(each span is its own short segment; null: every unit before it).")
     replay_share: float = Field(0.25, ge=0, lt=1, description="Share of the trained (loss-bearing) units that come from the replay buffer.")
-    overrides: dict[str, Any] = Field(default_factory=lambda: {"max_steps": 100, "warmup_steps": 5},
-                                      description="TrainConfig fields for the continued run (lr, max_steps …).")
+    overrides: ContinualOverrides = Field(
+        default_factory=lambda: ContinualOverrides(max_steps=100, warmup_steps=5),
+        description="TrainConfig fields of the continued run over the checkpoint's (lr, max_steps …).")
     eval_fraction: float = Field(0.05, gt=0, lt=1, description="Held-out share of old and new documents (by id hash).")
     eval_batches: int = Field(8, ge=1, description="Batches of each held-out set for bits/byte.")
     compare: bool = Field(False, description="Also run the baselines (no replay, random and full-document coresets).")

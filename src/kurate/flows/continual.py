@@ -44,7 +44,7 @@ def checkpoint_of(config: PipelineConfig) -> str:
 def run_stage(config: PipelineConfig, model: str) -> TrainStageConfig:
     """The continued run as a train stage: its checkpoint directory and its `metrics` run name."""
     c = config.continual
-    return TrainStageConfig(name=c.name, model=model, overrides=c.overrides, checkpoint_dir=config.train.checkpoint_dir)
+    return TrainStageConfig(name=c.name, model=model, overrides=c.overrides.given(), checkpoint_dir=config.train.checkpoint_dir)
 
 
 def read_docs(root: str, dataset: str, languages: list[str], split: str, eval_fraction: float,
@@ -123,7 +123,7 @@ def run_continual(config: PipelineConfig) -> dict:
     """Buffer → continued training → old/new bits/byte (and the comparison); see the module docstring."""
     from kurate.models.continual import compare_replay, continue_training
     from kurate.models.coretokens import replay_texts
-    from kurate.models.train import load_checkpoint
+    from kurate.models.checkpoint import load_checkpoint
 
     c, root, so = config.continual, config.root, config.storage_options
     ckpt = checkpoint_of(config)
@@ -144,7 +144,7 @@ def run_continual(config: PipelineConfig) -> dict:
     before = {"old": _bpb(model, codec, old_eval, cfg.seq_len, c.eval_batches),
               "new": _bpb(model, codec, new_eval, cfg.seq_len, c.eval_batches)}
     metrics: list[dict] = []
-    summary = continue_training(ckpt, new, replay_texts(rows), out_dir, c.overrides, c.replay_share,
+    summary = continue_training(ckpt, new, replay_texts(rows), out_dir, c.overrides.given(), c.replay_share,
                                 on_metrics=metrics.append)
     model, codec, _ = load_checkpoint(os.path.join(out_dir, "checkpoint"))
     after = {"old": _bpb(model, codec, old_eval, cfg.seq_len, c.eval_batches),
@@ -162,7 +162,7 @@ def run_continual(config: PipelineConfig) -> dict:
             raise RuntimeError("continual.compare needs held-out old and new documents (raise continual.eval_fraction)")
         table = compare_replay(ckpt, candidates, new, old_eval, new_eval, out_dir + "-compare", budget=c.budget,
                                token_fraction=c.token_fraction, selection=c.selection, attribution=c.attribution,
-                               multiples=c.multiples, overrides=c.overrides, replay_share=c.replay_share,
+                               multiples=c.multiples, overrides=c.overrides.given(), replay_share=c.replay_share,
                                eval_batches=c.eval_batches, context_units=[c.context_units])
         result["comparison"] = table
     Path(out_dir + ".result.json").write_text(json.dumps(result, indent=1))

@@ -18,14 +18,9 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from kurate.annotators.jql import (STAGE_SCORE_RAW, commit_thresholds, curated_units, distill as distill_judge, embed_shard,
                             finalize_scores, head_agreement, registered, score_hash, score_shard)
 from kurate.flows.config import PipelineConfig, load_config
-from kurate.flows.runner import run_per_shard
+from kurate.flows.runner import in_process_only, run_per_shard
 from kurate.storage.catalog import Catalog
-from kurate.storage.fs import protocol_of
 from kurate.storage.shards import ShardStore, UnitKey
-
-
-def _local(config: PipelineConfig) -> bool:
-    return protocol_of(config.root) == "memory"
 
 
 def _check(label: str, outcomes) -> list[dict]:
@@ -42,7 +37,7 @@ def embed(config: PipelineConfig) -> list[dict]:
     if not units:
         raise RuntimeError(f"{config.root} has no committed curated shards: run `kurate curate` first")
     results = _check("embed", run_per_shard(embed_shard, units, (config.root, config.jql.embedder, config.storage_options),
-                                            config.ray, local=_local(config), gpus=config.jql.gpus_per_task))
+                                            config.ray, local=in_process_only(config.root), gpus=config.jql.gpus_per_task))
     print(f"[jql:embed] {len(results)} shards, {sum(r['docs'] for r in results if not r['skipped'])} documents embedded now, "
           f"{sum(1 for r in results if r['skipped'])} shards reused")
     return results
@@ -118,17 +113,22 @@ def score(config: PipelineConfig) -> dict:
     heads_hash = score_hash(names, config.root, config.storage_options)
     units = [m.unit for m in curated_units(ShardStore(config.root, config.storage_options))]
     _check("score", run_per_shard(score_shard, units, (config.root, names, config.jql.embedder, heads_hash, config.storage_options),
-                                  config.ray, local=_local(config), gpus=config.jql.gpus_per_task))
+                                  config.ray, local=in_process_only(config.root), gpus=config.jql.gpus_per_task))
     thresholds = commit_thresholds(config.root, [UnitKey(STAGE_SCORE_RAW, u, heads_hash) for u in units], s, config.storage_options)
     results = _check("finalize", run_per_shard(finalize_scores, units, (config.root, names, heads_hash, thresholds, s, config.storage_options),
-                                               config.ray, local=_local(config)))
+                                               config.ray, local=in_process_only(config.root)))
     catalog = Catalog(config.root, config.storage_options)
     catalog.refresh_file()
     version = thresholds.config_hash
-    share = catalog.query(f"""select language, count(*)::integer as docs, count(*) filter (where kept)::integer as kept,
-                                     round(avg(kept::integer), 3)::double as share_kept
-                              from scores where thresholds_version = '{version}' group by all order by all""").to_pylist()
-    values = catalog.query(f"select annotator, language, quantile, value from thresholds where version = '{version}' order by all").to_pylist()
+    con = catalog.connect()
+    try:
+        share = con.execute("""select language, count(*)::integer as docs, count(*) filter (where kept)::integer as kept,
+                                      round(avg(kept::integer), 3)::double as share_kept
+                               from scores where thresholds_version = ? group by all order by all""", [version]).fetch_arrow_table().to_pylist()
+        values = con.execute("select annotator, language, quantile, value from thresholds where version = ? order by all",
+                             [version]).fetch_arrow_table().to_pylist()
+    finally:
+        con.close()
     create_table_artifact(share, key="score-kept", description="Share of documents kept per language")
     create_table_artifact(values, key="score-thresholds", description="Per-head thresholds")
     print(f"[score] {sum(r['docs'] for r in results)} documents scored by {len(names)} heads; kept per language: {share}")

@@ -4,26 +4,26 @@
 
 1. plan (DuckDB over the catalog): German curated documents, only ``kept`` ones when ``scores``
    exist, seeded order, at most max_docs → units of docs_per_unit documents
-2. generate: a pool of Ray actors (one model each, a GPU each when the cluster has them) chunks,
-   rewrites, gates and commits unit by unit → ``synthetic`` + ``rejects`` (stage ``synthesize``);
-   committed units are skipped on re-runs. In-process for ``ray.executor: local`` and memory:// roots.
+2. generate: a pool of Ray actors (one model each; a GPU each when the cluster has them and the
+   backend loads a model) chunks, rewrites, gates and commits unit by unit → ``synthetic`` +
+   ``rejects`` (stage ``synthesize``); committed units are skipped on re-runs. In-process for ``ray.executor: local`` and memory:// roots.
 3. report: counts and acceptance rate per prompt type, rejection reasons, one example per type
    (Prefect artifacts)
 """
 
 from __future__ import annotations
 
+import functools
 import sys
 from collections import Counter
 
 from prefect import flow, task
 from prefect.artifacts import create_markdown_artifact, create_progress_artifact, create_table_artifact, update_progress_artifact
 
-from kurate.annotators.synthesize import SourceUnit, SynthesizeConfig, SynthWorker, examples_per_type, plan_units, stage_of, summarise
+from kurate.annotators.synthesis import SourceUnit, SynthesizeConfig, SynthWorker, examples_per_type, plan_units, stage_of, summarise
 from kurate.flows.config import PipelineConfig, load_config
-from kurate.flows.runner import ensure_ray
+from kurate.flows.runner import WorkerResources, in_process_only, map_on_workers
 from kurate.storage.catalog import Catalog
-from kurate.storage.fs import protocol_of
 
 
 def settings(config: PipelineConfig) -> SynthesizeConfig:
@@ -36,12 +36,6 @@ def plan(config: PipelineConfig) -> list[SourceUnit]:
     units = plan_units(config.root, s, config.storage_options)
     print(f"[synthesize] {sum(len(u.ids) for u in units)} source documents in {len(units)} units")
     return units
-
-
-def _gpu_available() -> bool:
-    import ray
-
-    return ray.cluster_resources().get("GPU", 0) > 0
 
 
 @task(name="generate")
@@ -58,23 +52,11 @@ def generate(config: PipelineConfig, units: list[SourceUnit]) -> list[dict]:
         print(f"[synthesize:{s.name}] {len(results)}/{len(units)} units ({rate}; accepted {result['accepted']}/{result['generated']})", flush=True)
         update_progress_artifact(progress, 100.0 * len(results) / max(len(units), 1))
 
-    if not units:
-        return results
-    if config.ray.executor == "local" or protocol_of(config.root) == "memory":
-        worker = SynthWorker(s)
-        for unit in units:
-            done(worker.synthesize_unit(config.root, unit, config.storage_options))
-        return results
-
-    import ray
-    from ray.util import ActorPool
-
-    ensure_ray(config.ray)
-    gpus = 1 if _gpu_available() else 0
-    actor = ray.remote(SynthWorker).options(num_gpus=gpus, num_cpus=s.cpus_per_actor)
-    pool = ActorPool([actor.remote(s) for _ in range(max(1, min(s.actors, len(units))))])
-    for result in pool.map_unordered(lambda worker, unit: worker.synthesize_unit.remote(config.root, unit, config.storage_options), units):
-        done(result)
+    root, storage_options = config.root, config.storage_options
+    map_on_workers(functools.partial(SynthWorker, s), units,
+                   lambda worker, unit: worker.synthesize_unit(root, unit, storage_options),
+                   WorkerResources.for_backend(s.generator.backend, s.cpus_per_actor), config.ray,
+                   workers=s.actors, local=in_process_only(config.root), on_result=done)
     return results
 
 

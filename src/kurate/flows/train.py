@@ -3,7 +3,8 @@
     kurate train --root runs/demo --model hat --preset tiny [--set train.overrides.max_steps=200]
     kurate generate --checkpoint runs/demo/checkpoints/demo-hat/checkpoint "Die Stadt"
 
-Three ways to run the same trainer (``models/train.py``):
+Three ways to run the same trainer (``models/train.py``; its config is ``models/train_config.py``:
+the stage's preset with ``train.overrides`` over it):
 
 * in-process (``run_training``): CPU or one GPU — the default, and what `kurate train` does without
   a Ray address;
@@ -36,9 +37,10 @@ from kurate.storage.shards import ShardStore, UnitKey, config_hash
 
 
 def trainer_config(stage: TrainStageConfig):
-    from kurate.models.train import preset
+    """The stage's preset with its overrides (only the given fields) as the trainer's TrainConfig."""
+    from kurate.models.train_config import preset
 
-    return preset(stage.preset, stage.model, **stage.overrides)
+    return preset(stage.preset, stage.model, **stage.overrides.given())
 
 
 def training_sources(root: str, stage: TrainStageConfig, storage_options: StorageOptions | None = None) -> list[tuple[list[str], float]]:

@@ -17,6 +17,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from kurate.models.backbone import BackboneConfig, Transformer, init_weights
+from kurate.models.contracts import Architecture
 
 BOS = "<|bos|>"
 
@@ -106,6 +107,10 @@ class BPEModel(nn.Module):
         return {"loss": loss, "nats": (ce * (c > 0)).sum().detach(), "bytes": int(c.sum()),
                 "unit_loss": ce.view(ids.shape[0], -1)}  # nats per target token
 
+    def calibrate(self, batch: dict[str, torch.Tensor]) -> None:
+        """Nothing to fit: the token softmax is the model's own distribution (models/contracts.py)."""
+        return None
+
     @torch.no_grad()
     def generate(self, prompt: str, max_new_units: int = 16, temperature: float = 1.0, seed: int = 0) -> str:
         device = next(self.parameters()).device
@@ -131,3 +136,10 @@ class BPEModel(nn.Module):
 
     def embedding_head_params(self) -> int:
         return self.emb.weight.numel() + self.head.weight.numel()
+
+
+ARCHITECTURE = Architecture(
+    config=BPEConfig, codec=BPECodec, model=BPEModel,
+    presets={"tiny": {"vocab_size": 8192}, "125m": {"vocab_size": 64000}, "350m": {"vocab_size": 64000},
+             "1b": {"vocab_size": 64000}},
+)

@@ -6,8 +6,9 @@ replay strategies on retention (old domain) and gain (new domain).
     bpb = bits_per_byte(model, codec, old_eval, seq_len=64)
 
 The continued run is the ordinary trainer (`models/train.py`) with `init_from` = the checkpoint:
-same codec and weights, a fresh optimizer and schedule, its own checkpoint directory (so a killed
-continual job resumes exactly). Replay documents are `MaskedText`s: they count only their kept
+the checkpoint's TrainConfig with `overrides` (TrainConfig fields: lr, max_steps …;
+models/train_config.py), the same codec and weights, a fresh optimizer and schedule, its own
+checkpoint directory (so a killed continual job resumes exactly). Replay documents are `MaskedText`s: they count only their kept
 units (core tokenset) or all of them (sample coresets).
 
 `ReplayMix` interleaves the buffer (cycled in order) with the new documents so that replay_share
@@ -37,14 +38,15 @@ each arm's old/new bits/byte.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import os
 from typing import Callable, Iterable, Sequence
 
 import numpy as np
 
 from kurate.models.coretokens import build_buffer, encode_docs, replay_texts, score_documents
-from kurate.models.train import MaskedText, Packer, evaluate, load_checkpoint, train
+from kurate.models.checkpoint import load_checkpoint
+from kurate.models.packing import MaskedText, Packer
+from kurate.models.train import evaluate, train
 
 
 def loss_units(codec) -> Callable[[str], int]:
@@ -101,7 +103,7 @@ def continue_training(checkpoint: str, new_texts: Iterable[str], replay: Sequenc
                       on_metrics: Callable[[dict], None] | None = None) -> dict:
     """Train from `checkpoint` on new_texts mixed with replay documents; resumes from out_dir."""
     _, codec, cfg = load_checkpoint(checkpoint)
-    cfg = dataclasses.replace(cfg, init_from=os.path.abspath(checkpoint), **(overrides or {}))
+    cfg = cfg.replace(**(overrides or {}), init_from=os.path.abspath(checkpoint))
     stream = ReplayMix(new_texts, replay, replay_share if replay else 0.0, loss_units(codec))
     return train(cfg, stream, None, out_dir, resume=True, on_metrics=on_metrics)
 

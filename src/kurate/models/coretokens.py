@@ -49,6 +49,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from kurate.models.packing import MaskedText
+
 SELECTIONS = ("loss", "gradnorm", "craig", "random")
 ATTRIBUTIONS = ("atman", "gradxinput", "full")
 
@@ -349,8 +351,6 @@ def span_rows(codec, text: str, units: list, spans: list[tuple[int, int]],
 def replay_segments(row: dict) -> list:
     """One coretokens row → its replay documents: per segment, the text from its context's start
     to its last span's end, counting only the spans' units (MaskedText; the Packer adds [BOS])."""
-    from kurate.models.train import MaskedText
-
     spans = row["spans"] or []
     if not spans:
         return []

@@ -50,6 +50,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from kurate.models.backbone import BackboneConfig, Transformer, init_weights
+from kurate.models.contracts import Architecture
 
 END_OF_WORD, PAD, BOS = 0xC0, 0xC1, 0xF5
 BOS_WORD = bytes([BOS])
@@ -299,6 +300,10 @@ class HAT(nn.Module):
             "unit_loss": ce.view(B, T),  # nats per target word (attribution and selection use it)
         }
 
+    def calibrate(self, batch: dict[str, torch.Tensor]) -> None:
+        """Nothing to fit: the byte softmax is the model's own distribution (models/contracts.py)."""
+        return None
+
     # -- generation: encoder → backbone → decoder until the word ends --
 
     @torch.no_grad()
@@ -409,3 +414,15 @@ class _Utf8State:
         if n > 0:
             ok[END_OF_WORD] = True
         return ok
+
+
+def _byte_stacks(d: int, layers: int, heads: int) -> dict:
+    """Encoder and decoder of the same size."""
+    return {"enc_d": d, "enc_layers": layers, "enc_heads": heads, "dec_d": d, "dec_layers": layers, "dec_heads": heads}
+
+
+ARCHITECTURE = Architecture(
+    config=HATConfig, codec=HATCodec, model=HAT,
+    presets={"tiny": _byte_stacks(64, 1, 2), "125m": _byte_stacks(384, 2, 6), "350m": _byte_stacks(512, 3, 8),
+             "1b": _byte_stacks(1024, 3, 16)},
+)

@@ -45,6 +45,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from kurate.models.backbone import BackboneConfig, Transformer, init_weights
+from kurate.models.contracts import Architecture
 
 BOS = "\x00<bos>"  # the document-start unit; split_units never yields it (it splits at "<")
 _NO_SPACE = b"\xf6nospace"  # cannot collide with a 3-byte trigram
@@ -307,3 +308,14 @@ class TFree(nn.Module):
 
     def embedding_head_params(self) -> int:
         return self.emb.weight.numel() + self.head.weight.numel()
+
+
+ARCHITECTURE = Architecture(
+    config=TFreeConfig, codec=TFreeCodec, model=TFree,
+    presets={  # v rows; wordfreq words per language in the dictionary
+        "tiny": {"vocab_rows": 2048, "wordfreq_top": 5000},
+        "125m": {"vocab_rows": 8192, "wordfreq_top": 50000},
+        "350m": {"vocab_rows": 16384, "wordfreq_top": 50000},
+        "1b": {"vocab_rows": 16384, "wordfreq_top": 50000},
+    },
+)

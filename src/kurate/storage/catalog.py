@@ -31,7 +31,14 @@ class QueryRefused(ValueError):
     """The SQL would write, attach, or read outside the catalog."""
 
 
-def _quote(value: str) -> str:
+def _sql_string(value: str) -> str:
+    """``value`` as a SQL string literal.
+
+    Values travel as DuckDB parameters everywhere else (``con.execute(sql, [value])``). The one place
+    they cannot is the view definitions: DuckDB refuses a prepared parameter inside CREATE VIEW, and
+    the views stored in ``catalog.duckdb`` must be plain SQL that any client can run. This is the
+    only SQL quoting in kurate; do not add another.
+    """
     return "'" + value.replace("'", "''") + "'"
 
 
@@ -47,7 +54,7 @@ def _empty_select(schema: pa.Schema, con: duckdb.DuckDBPyConnection) -> str:
 def _view_sql(dataset: str, files: list[str], con: duckdb.DuckDBPyConnection) -> str:
     if not files:
         return f'CREATE OR REPLACE VIEW "{dataset}" AS {_empty_select(DATASETS[dataset], con)}'
-    listed = ", ".join(_quote(f) for f in files)
+    listed = ", ".join(_sql_string(f) for f in files)
     return f'CREATE OR REPLACE VIEW "{dataset}" AS SELECT * FROM read_parquet([{listed}], union_by_name=true)'
 
 
@@ -84,7 +91,7 @@ class Catalog:
         for dataset, files in self._files().items():
             con.execute(_view_sql(dataset, files, con))
         root_dir = self.store.url()
-        con.execute(f"SET allowed_directories=[{_quote(root_dir.rstrip('/') + '/')}]")
+        con.execute("SET allowed_directories = ?", [[root_dir.rstrip("/") + "/"]])
         con.execute("SET enable_external_access=false")
         con.execute("SET lock_configuration=true")
         return con
@@ -105,8 +112,12 @@ class Catalog:
             return None
         return path
 
-    def query(self, sql: str) -> pa.Table:
-        """Run read-only SQL over the catalog and return the result of the last statement."""
+    def query(self, sql: str, parameters: list | dict | None = None) -> pa.Table:
+        """Run read-only SQL over the catalog and return the result of the last statement.
+
+        Pass values as ``parameters`` (``?`` or ``$name`` in ``sql``), never formatted into ``sql``;
+        a query with parameters must be a single statement.
+        """
         con = self.connect()
         try:
             try:
@@ -115,6 +126,8 @@ class Catalog:
                 raise QueryRefused(f"cannot parse query: {exc}") from None
             if not statements:
                 raise QueryRefused("empty query")
+            if parameters is not None and len(statements) > 1:
+                raise QueryRefused(f"parameters need a single statement, got {len(statements)}")
             for statement in statements:
                 if statement.type not in READ_ONLY_STATEMENTS:
                     kind = statement.type.name
@@ -124,7 +137,7 @@ class Catalog:
             result = None
             for statement in statements:
                 try:
-                    result = con.execute(statement.query).fetch_arrow_table()
+                    result = con.execute(statement.query, parameters).fetch_arrow_table()
                 except duckdb.PermissionException as exc:
                     raise QueryRefused(f"the query reads or writes files outside the catalog ({exc})") from None
             return result

@@ -91,7 +91,8 @@ def _hasher(config: DedupConfig) -> MinHasher:
 
 @dataclass(frozen=True)
 class CurateHashes:
-    """Config hashes of the three unit kinds (each covers everything that changes its output)."""
+    """Config hashes of the filter and final units (each covers everything that changes its output);
+    the dedup unit is keyed by ``final``, the config of the run it belongs to."""
 
     filter: str
     final: str
@@ -116,20 +117,17 @@ def filter_shard(
     """Unit 1: one shard → ``staged`` + ``signatures`` + ``rejects`` (exactly once)."""
     store = ShardStore(root, storage_options)
     key = UnitKey(STAGE_FILTER, source, work_hash)
-    committed = store.begin(key)
-    if committed is not None:
-        return ShardResult.from_counts(source, key.name, committed.counts)
     started = time.perf_counter()
-    judge = quality_for(quality, storage_options)
-    hasher = _hasher(dedup)
-    reasons: Counter[str] = Counter()
-    pending: list[dict] = []
-    positions: list[int] = []
 
-    with store.open_unit(key, ["staged", "signatures", "rejects"]) as unit:
+    def write(unit) -> dict:
+        quality_chain = quality_for(quality, storage_options)
+        hasher = _hasher(dedup)
+        reasons: Counter[str] = Counter()
+        pending: list[dict] = []
+        positions: list[int] = []
 
         def flush() -> None:
-            kept, rejects = judge.assess(pending)
+            kept, rejects = quality_chain.assess(pending)
             reasons.update(r["reason"] for r in rejects)
             unit.write("rejects", rejects)
             if kept:
@@ -151,8 +149,14 @@ def filter_shard(
                 flush()
         flush()
         staged, rejected = unit.rows_written("staged"), unit.rows_written("rejects")
-        unit.counts = {"records": staged + rejected, "staged": staged, "rejected": rejected, "reasons": dict(reasons)}
-    return ShardResult(source, key.name, False, staged + rejected, staged, rejected, dict(reasons), time.perf_counter() - started)
+        return {"records": staged + rejected, "staged": staged, "rejected": rejected, "reasons": dict(reasons)}
+
+    run = store.run_unit(key, ["staged", "signatures", "rejects"], write)
+    if run.skipped:
+        return ShardResult.from_counts(source, key.name, run.counts)
+    counts = run.counts
+    return ShardResult(source, key.name, False, counts["records"], counts["staged"], counts["rejected"], counts["reasons"],
+                       time.perf_counter() - started)
 
 
 def _output(store: ShardStore, manifest: Manifest, dataset: str) -> str:
@@ -162,7 +166,7 @@ def _output(store: ShardStore, manifest: Manifest, dataset: str) -> str:
 def _connection(store: ShardStore) -> duckdb.DuckDBPyConnection:
     con = duckdb.connect()
     # Large joins spill; keep the spill files out of the working directory.
-    con.execute(f"SET temp_directory='{os.path.join(tempfile.gettempdir(), 'kurate-duckdb')}'")
+    con.execute("SET temp_directory = ?", [os.path.join(tempfile.gettempdir(), "kurate-duckdb")])
     if not isinstance(store.fs, LocalFileSystem):
         con.register_filesystem(store.fs)
     return con
@@ -201,8 +205,8 @@ def dedup_run(
     new_files = [_output(store, m, "signatures") for m in new_manifests]
     run_id = hashlib.sha256("\n".join(sorted(k.name for k in new_units) + ["--"] + sorted(reference)).encode()).hexdigest()[:16]
     key = UnitKey(STAGE_DEDUP, f"run-{run_id}", final_hash)
-    committed = store.begin(key)
-    if committed is None:
+
+    def write(unit) -> dict:
         started = time.perf_counter()
         con = _connection(store)
         for other in dedup.reference_roots:
@@ -211,13 +215,13 @@ def dedup_run(
                 con.register_filesystem(other_fs)
         duplicates = find_duplicates(new_files, reference, threshold=dedup.threshold, con=con,
                                      exact=dedup.exact, fuzzy=dedup.fuzzy)
-        with store.open_unit(key, ["duplicates"]) as unit:
-            unit.write("duplicates", duplicates)
-            kinds = Counter(duplicates.column("kind").to_pylist())
-            unit.counts = {"new_shards": len(new_units), "reference_files": len(reference), "exact": kinds["exact"],
-                           "near": kinds["near"], "seconds": time.perf_counter() - started}
-        committed = unit.manifest
-    return {"unit": key.name, "key": key, **committed.counts}
+        unit.write("duplicates", duplicates)
+        kinds = Counter(duplicates.column("kind").to_pylist())
+        return {"new_shards": len(new_units), "reference_files": len(reference), "exact": kinds["exact"],
+                "near": kinds["near"], "seconds": time.perf_counter() - started}
+
+    run = store.run_unit(key, ["duplicates"], write)
+    return {"unit": key.name, "key": key, **run.counts}
 
 
 def finalize_shard(
@@ -231,35 +235,33 @@ def finalize_shard(
     """Unit 3: ``staged`` minus this run's duplicates → ``curated``; duplicates → ``rejects``."""
     store = ShardStore(root, storage_options)
     key = UnitKey(STAGE_FINAL, source, final_hash)
-    committed = store.begin(key)
-    if committed is not None:
-        return ShardResult.from_counts(source, key.name, committed.counts)
     started = time.perf_counter()
-    staged_manifest, dedup_manifest = store.manifest(UnitKey(STAGE_FILTER, source, filter_hash)), store.manifest(dedup_key)
-    if staged_manifest is None or dedup_manifest is None:
-        raise RuntimeError(f"{source}: filter and dedup units must be committed before the final unit")
-    staged = _read(store, _output(store, staged_manifest, "staged"))
-    # signatures were written row for row with staged: their rank identifies each staged record
-    ranks = _read(store, _output(store, staged_manifest, "signatures")).column("rank")
-    duplicates = _read(store, _output(store, dedup_manifest, "duplicates"))
-    mine = duplicates.filter(pc.is_in(duplicates.column("rank"), value_set=ranks))
-    is_duplicate = pc.is_in(ranks, value_set=mine.column("rank"))
-    curated = staged.filter(pc.invert(is_duplicate))
-    dropped = staged.filter(is_duplicate).select(["id", "url", "warc_record_id", "source", "language"])
-    dropped_ranks = ranks.filter(is_duplicate).to_pylist()
-    decisions = {row["rank"]: row for row in mine.to_pylist()}
-    rejects = []
-    for doc, rank in zip(dropped.to_pylist(), dropped_ranks):
-        decision = decisions[rank]
-        same = " (the same record, repeated in the input)" if decision["duplicate_of"] == doc["id"] else ""
-        rejects.append({**doc, "stage": "dedup", "reason": f"{decision['kind']}_duplicate",
-                        "value": decision["similarity"], "detail": f"duplicate of {decision['duplicate_of']}{same}"})
-    reasons = Counter(r["reason"] for r in rejects)
-    with store.open_unit(key, ["curated", "rejects"]) as unit:
+
+    def write(unit) -> dict:
+        staged_manifest, dedup_manifest = store.manifest(UnitKey(STAGE_FILTER, source, filter_hash)), store.manifest(dedup_key)
+        if staged_manifest is None or dedup_manifest is None:
+            raise RuntimeError(f"{source}: filter and dedup units must be committed before the final unit")
+        staged = _read(store, _output(store, staged_manifest, "staged"))
+        # signatures were written row for row with staged: their rank identifies each staged record
+        ranks = _read(store, _output(store, staged_manifest, "signatures")).column("rank")
+        duplicates = _read(store, _output(store, dedup_manifest, "duplicates"))
+        mine = duplicates.filter(pc.is_in(duplicates.column("rank"), value_set=ranks))
+        is_duplicate = pc.is_in(ranks, value_set=mine.column("rank"))
+        curated = staged.filter(pc.invert(is_duplicate))
+        dropped = staged.filter(is_duplicate).select(["id", "url", "warc_record_id", "source", "language"])
+        dropped_ranks = ranks.filter(is_duplicate).to_pylist()
+        decisions = {row["rank"]: row for row in mine.to_pylist()}
+        rejects = []
+        for doc, rank in zip(dropped.to_pylist(), dropped_ranks):
+            decision = decisions[rank]
+            same = " (the same record, repeated in the input)" if decision["duplicate_of"] == doc["id"] else ""
+            rejects.append({**doc, "stage": "dedup", "reason": f"{decision['kind']}_duplicate",
+                            "value": decision["similarity"], "detail": f"duplicate of {decision['duplicate_of']}{same}"})
+        reasons = Counter(r["reason"] for r in rejects)
         unit.write("curated", curated)
         unit.write("rejects", rejects)
         prior = staged_manifest.counts
-        unit.counts = {
+        return {
             # the whole shard's story, so `status` and reports need only the final units
             "records": prior.get("records", 0),
             "curated": curated.num_rows,
@@ -268,8 +270,13 @@ def finalize_shard(
             "signatures": next(o.path for o in staged_manifest.outputs if o.dataset == "signatures"),
             "dedup_unit": dedup_key.name,
         }
-    return ShardResult(source, key.name, False, unit.counts["records"], curated.num_rows, unit.counts["rejected"],
-                       unit.counts["reasons"], time.perf_counter() - started)
+
+    run = store.run_unit(key, ["curated", "rejects"], write)
+    if run.skipped:
+        return ShardResult.from_counts(source, key.name, run.counts)
+    counts = run.counts
+    return ShardResult(source, key.name, False, counts["records"], counts["curated"], counts["rejected"], counts["reasons"],
+                       time.perf_counter() - started)
 
 
 def _read(store: ShardStore, url: str) -> pa.Table:

@@ -103,20 +103,20 @@ def find_duplicates(
             base.close()
 
 
-def _sql_files(files: list[str]) -> str:
-    return "[" + ", ".join("'" + f.replace("'", "''") + "'" for f in files) + "]"
-
-
 def _find(cur: duckdb.DuckDBPyConnection, new: list[str], ref: list[str], threshold: float, exact: bool, fuzzy: bool) -> pa.Table:
+    # kd_scan stays a view (each step below re-reads only the columns it needs, so MinHash values
+    # are never held for all documents). SQL cannot bind a parameter inside CREATE VIEW, so the
+    # view is a relation registered on the cursor (a temporary view that goes with it), which takes
+    # the file lists as values: no path is ever quoted into SQL.
     scans = [(False, new)] + ([(True, ref)] if ref else [])
-    cur.execute(
-        "CREATE TEMP VIEW kd_scan AS "
-        + " UNION ALL ".join(
-            f"SELECT {is_ref} AS is_ref, filename, file_row_number AS row, id, rank, exact_hash, minhash, bands "
-            f"FROM read_parquet({_sql_files(files)}, filename = true, file_row_number = true)"
-            for is_ref, files in scans
+    relations = [
+        cur.read_parquet(files, filename=True, file_row_number=True).select(
+            f"{is_ref} AS is_ref, filename, file_row_number AS row, id, rank, exact_hash, minhash, bands"
         )
-    )
+        for is_ref, files in scans
+    ]
+    scan = relations[0] if len(relations) == 1 else relations[0].union(relations[1])
+    cur.register("kd_scan", scan)
     # A small integer per file, so that later scans find their documents by (src, row).
     cur.execute(
         "CREATE TEMP TABLE kd_files AS SELECT is_ref, filename, row_number() OVER (ORDER BY is_ref DESC, filename) AS src "

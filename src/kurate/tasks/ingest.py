@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from typing import Iterator, Literal
+from typing import Iterator
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from kurate.storage.fs import StorageOptions
 from kurate.tasks.decode import DecodeError, decode_payload, is_html, mime_type
-from kurate.tasks.extract import extract_text
+from kurate.tasks.extract import ExtractorName, extract_text
 from kurate.tasks.warc import WarcDamage, WarcItem, read_records
 
 STAGE = "ingest"
@@ -26,7 +26,7 @@ class IngestConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    extractor: Literal["trafilatura", "resiliparse"] = Field(
+    extractor: ExtractorName = Field(
         "trafilatura", description="Main-text extractor: trafilatura (quality) or resiliparse (speed)."
     )
     max_payload_bytes: int = Field(5 << 20, gt=0, description="Larger payloads are rejected as too_large.")

@@ -10,16 +10,20 @@ from __future__ import annotations
 
 import functools
 import json
+from typing import Literal
 
 import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, Field
 
 from kurate.storage.fs import StorageOptions
-from kurate.tasks.filters import build_filters, first_rejection, load_filter_params
+from kurate.tasks.filters import FILTERS, build_filters, first_rejection, load_filter_params
 from kurate.tasks.langid import default_identifier
 from kurate.tasks.urlfilter import UrlFilter
 
-DEFAULT_FILTERS = ["gopher_quality", "gopher_repetition", "c4", "fineweb"]
+# The choices come from the filter registry, so a new filter is a valid config value (and a choice
+# in the Prefect form) as soon as it is registered.
+FilterName = Literal[tuple(FILTERS)]  # type: ignore[valid-type]
+DEFAULT_FILTERS: list[str] = ["gopher_quality", "gopher_repetition", "c4", "fineweb"]
 
 
 class UrlFilterConfig(BaseModel):
@@ -52,7 +56,7 @@ class FilterConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    enabled: list[str] = Field(default_factory=lambda: list(DEFAULT_FILTERS), description="Filters to run, in order.")
+    enabled: list[FilterName] = Field(default_factory=lambda: list(DEFAULT_FILTERS), description="Filters to run, in order.")
     params: str | None = Field(None, description="YAML with per-language parameters (default: the shipped table).")
 
 

@@ -4,18 +4,20 @@
     filters = build_filters(["gopher_repetition", "gopher_quality", "c4", "fineweb"], params)
     first_rejection(filters, text, "de")               # None, or ("c4", Verdict(False, "c4:lorem_ipsum", …))
 
-Every filter splits text with ``split_words`` and judges at most the first ``ANALYSED_CHARS``
-characters, so odd or huge input costs bounded time and never raises.
+Every filter splits text with ``alnum_words`` and judges at most the first ``ANALYSED_CHARS``
+characters, so odd or huge input costs bounded time and never raises. The contract is
+``DocumentFilter`` (base.py); the filters are registered in ``FILTERS`` (chain.py).
+Imports point one way: params, text ← base ← each filter ← chain.
 """
 
 from kurate.tasks.filters.base import KEEP, DocumentFilter, LanguageFilter, Verdict
 from kurate.tasks.filters.c4 import C4Filter, C4Settings
+from kurate.tasks.filters.chain import FILTERS, build_filters, first_rejection, load_filter_params, parse_filter_params
 from kurate.tasks.filters.fineweb import FineWebFilter, FineWebSettings
 from kurate.tasks.filters.gopher_quality import GopherQualityFilter, GopherQualitySettings
 from kurate.tasks.filters.gopher_repetition import GopherRepetitionFilter, GopherRepetitionSettings
-from kurate.tasks.filters.params import FilterParams, load_filter_params, normalise_language, parse_filter_params
-from kurate.tasks.filters.registry import FILTERS, build_filters, first_rejection
-from kurate.tasks.filters.text import ANALYSED_CHARS, split_lines, split_paragraphs, split_words
+from kurate.tasks.filters.params import FilterParams, normalise_language
+from kurate.tasks.filters.text import ANALYSED_CHARS, alnum_words, split_lines, split_paragraphs
 
 __all__ = [
     "ANALYSED_CHARS",
@@ -33,6 +35,7 @@ __all__ = [
     "GopherRepetitionSettings",
     "LanguageFilter",
     "Verdict",
+    "alnum_words",
     "build_filters",
     "first_rejection",
     "load_filter_params",
@@ -40,5 +43,4 @@ __all__ = [
     "parse_filter_params",
     "split_lines",
     "split_paragraphs",
-    "split_words",
 ]

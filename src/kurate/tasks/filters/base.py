@@ -1,14 +1,19 @@
-"""What a filter is: ``check(text, language) -> Verdict``, with thresholds chosen per language."""
+"""What a filter is: ``check(text, language) -> Verdict``, with thresholds chosen per language.
+
+``DocumentFilter`` is the contract every registered filter meets (``tests/test_filter_contracts.py``
+checks each entry of ``kurate.tasks.filters.chain.FILTERS`` against it); ``LanguageFilter`` is the
+base the built-in ones share. See docs/ARCHITECTURE.md, "Contracts".
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar, Generic, Protocol, TypeVar
+from typing import Any, ClassVar, Generic, Iterable, Protocol, TypeVar, runtime_checkable
 
+from pydantic import BaseModel
+
+from kurate.tasks.filters.params import FilterParams
 from kurate.tasks.filters.text import Analysed, analyse
-
-if TYPE_CHECKING:
-    from kurate.tasks.filters.params import FilterParams
 
 
 @dataclass(frozen=True)
@@ -28,8 +33,21 @@ def reject(reason: str, value: float | None, detail: str) -> Verdict:
     return Verdict(False, reason, None if value is None else float(value), detail)
 
 
+@runtime_checkable
 class DocumentFilter(Protocol):
+    """A heuristic document filter.
+
+    ``check`` never raises, whatever the text (empty, binary-looking, 10 MB), and gives the same
+    verdict for the same (text, language). A rejection's ``reason`` is one of ``reasons(language)``
+    (it lands in ``rejects.reason``, so the set is what a report can group by); a kept document has
+    no reason.
+    """
+
     name: str
+
+    def reasons(self, language: str) -> frozenset[str]:
+        """Every reason this filter can give for a document in ``language``."""
+        ...
 
     def check(self, text: str, language: str) -> Verdict: ...
 
@@ -38,14 +56,16 @@ SettingsT = TypeVar("SettingsT")
 
 
 class LanguageFilter(Generic[SettingsT]):
-    """Base of the built-in filters: thresholds come from a Settings dataclass per language.
+    """Base of the built-in filters: thresholds come from a Settings model per language.
 
-    A subclass sets ``name`` and ``settings_type`` and implements the pure ``evaluate``. Without
-    ``params`` every language gets the Settings defaults (the papers' values, no stop words).
+    A subclass sets ``name``, ``settings_type`` and ``statistics`` (the statistics its rejections
+    name) and implements the pure ``evaluate``. Without ``params`` every language gets the Settings
+    defaults (the papers' values, no stop words).
     """
 
     name: ClassVar[str]
-    settings_type: ClassVar[type]
+    settings_type: ClassVar[type[BaseModel]]
+    statistics: ClassVar[tuple[str, ...]]
 
     def __init__(self, params: FilterParams | None = None):
         self.params = params
@@ -58,6 +78,13 @@ class LanguageFilter(Generic[SettingsT]):
                 values = self.params.for_language(language).get(self.name, {})
             self._settings[language] = self.settings_type(**values)
         return self._settings[language]
+
+    def statistics_for(self, settings: SettingsT) -> Iterable[str]:
+        """The statistics a rejection can name under these settings (override where they vary)."""
+        return self.statistics
+
+    def reasons(self, language: str) -> frozenset[str]:
+        return frozenset(f"{self.name}:{statistic}" for statistic in self.statistics_for(self.settings_for(language)))
 
     def check(self, text: str, language: str) -> Verdict:
         return self.evaluate(analyse(text), self.settings_for(language), language)

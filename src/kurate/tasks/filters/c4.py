@@ -31,7 +31,7 @@ from functools import lru_cache
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from kurate.tasks.filters.base import KEEP, LanguageFilter, Verdict, reject
-from kurate.tasks.filters.text import SENTENCE_END, Analysed, ends_with_terminal_punctuation, split_words
+from kurate.tasks.filters.text import SENTENCE_END, Analysed, alnum_words, ends_with_terminal_punctuation
 
 # C4's English policy phrases, with German and French equivalents (boilerplate is often in
 # another language than the page, so every language checks all of them). Lower case.
@@ -102,7 +102,7 @@ def evaluate_c4(doc: Analysed, s: C4Settings, language: str) -> Verdict:
         if not ends_with_terminal_punctuation(line):
             continue
         terminal_lines += 1
-        if sentences < s.min_sentences and len(split_words(line)) >= s.min_words_per_line:
+        if sentences < s.min_sentences and len(alnum_words(line)) >= s.min_words_per_line:
             sentences += max(1, len(SENTENCE_END.findall(line)))
 
     n_lines = len(doc.lines)
@@ -139,6 +139,7 @@ def evaluate_c4(doc: Analysed, s: C4Settings, language: str) -> Verdict:
 class C4Filter(LanguageFilter[C4Settings]):
     name = "c4"
     settings_type = C4Settings
+    statistics = ("lorem_ipsum", "curly_bracket", "javascript", "policy", "terminal_punct", "too_few_sentences")
 
     def evaluate(self, doc: Analysed, settings: C4Settings, language: str) -> Verdict:
         return evaluate_c4(doc, settings, language)

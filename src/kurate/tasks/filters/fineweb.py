@@ -71,6 +71,7 @@ def evaluate_fineweb(doc: Analysed, s: FineWebSettings, language: str) -> Verdic
 class FineWebFilter(LanguageFilter[FineWebSettings]):
     name = "fineweb"
     settings_type = FineWebSettings
+    statistics = ("empty", "line_punct_ratio", "short_line_ratio", "char_dup_ratio", "list_ratio")
 
     def evaluate(self, doc: Analysed, settings: FineWebSettings, language: str) -> Verdict:
         return evaluate_fineweb(doc, settings, language)

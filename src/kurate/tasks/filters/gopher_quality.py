@@ -6,7 +6,7 @@ lines starting with a bullet and 30% ending with an ellipsis, at least 80% of wo
 letter, and at least 2 of the language's stop words. Checks run in that order; the first failure
 decides.
 
-Deviation from the paper: words come from ``split_words`` (letters/digits), not whitespace, so a
+Deviation from the paper: words come from ``alnum_words`` (letters/digits), not whitespace, so a
 token made only of punctuation is not a word; "alpha words" therefore measures how much of the
 text is numbers rather than how much is punctuation. A language without a stop-word list skips
 the stop-word check (FineWeb 2 tunes lists per language; we ship lists for a few).
@@ -145,6 +145,10 @@ def evaluate_gopher_quality(doc: Analysed, s: GopherQualitySettings, language: s
 class GopherQualityFilter(LanguageFilter[GopherQualitySettings]):
     name = "gopher_quality"
     settings_type = GopherQualitySettings
+    statistics = (
+        "too_few_words", "too_many_words", "mean_word_length", "hash_ratio", "ellipsis_ratio",
+        "bullet_lines", "ellipsis_lines", "alpha_words", "stop_words",
+    )  # fmt: skip
 
     def evaluate(self, doc: Analysed, settings: GopherQualitySettings, language: str) -> Verdict:
         return evaluate_gopher_quality(doc, settings, language)

@@ -9,7 +9,7 @@ any of these exceeds its threshold (the paper's defaults):
 - characters covered by repeated 5…10-grams: 15%, 14%, 13%, 12%, 11%, 10%.
 
 "Duplicate" counts the second and later occurrences only (the first is the original). N-grams
-are over ``split_words`` words, compared as written; characters are word characters, each
+are over ``alnum_words`` words, compared as written; characters are word characters, each
 counted once even where repeated n-grams overlap. A most frequent n-gram that occurs only once is
 not repetition and is ignored (matters only for very short documents).
 """
@@ -169,6 +169,13 @@ def evaluate_gopher_repetition(doc: Analysed, s: GopherRepetitionSettings, langu
 class GopherRepetitionFilter(LanguageFilter[GopherRepetitionSettings]):
     name = "gopher_repetition"
     settings_type = GopherRepetitionSettings
+    statistics = ("dup_line_frac", "dup_line_char_frac", "dup_para_frac", "dup_para_char_frac")
+
+    def statistics_for(self, settings: GopherRepetitionSettings) -> Iterable[str]:
+        """The fixed statistics plus one per configured n-gram length."""
+        yield from self.statistics
+        yield from (f"top_{n}gram_char_frac" for n in settings.max_top_ngram_char_frac)
+        yield from (f"dup_{n}gram_char_frac" for n in settings.max_dup_ngram_char_frac)
 
     def evaluate(self, doc: Analysed, settings: GopherRepetitionSettings, language: str) -> Verdict:
         return evaluate_gopher_repetition(doc, settings, language)

@@ -7,7 +7,10 @@ that sets ``max_top_ngram_char_frac`` gives all its n). A language without a sec
 ``default``; one without ``stop_words`` skips the stop-word check.
 
 Everything is validated when loaded: an unknown section, filter or key, or a value of the wrong
-type, is an error that names the file, the section, the filter and the key.
+type, is an error that names the file, the section, the filter and the key. This module knows no
+filter: ``validate_params`` checks against the settings models it is given, and
+``kurate.tasks.filters.chain`` gives it those of every registered filter (so the imports run
+one way: params, text ← base ← each filter ← chain).
 """
 
 from __future__ import annotations
@@ -17,10 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
-import yaml
-from pydantic import ValidationError
-
-from kurate.tasks.filters.registry import FILTERS
+from pydantic import BaseModel, ValidationError
 
 DEFAULT_PARAMS_PATH = Path(__file__).resolve().parents[1] / "filter_params.yaml"
 
@@ -61,19 +61,20 @@ class FilterParams:
         return copy.deepcopy(self._merged[lang])  # callers may mutate their copy
 
 
-def parse_filter_params(data: Any, source: str = "<in memory>") -> FilterParams:
-    """Validate a mapping shaped like filter_params.yaml and wrap it; errors name what is wrong."""
+def validate_params(data: Any, source: str, settings_types: Mapping[str, type[BaseModel]]) -> FilterParams:
+    """Validate a mapping shaped like filter_params.yaml against the filters' settings models (filter
+    name → model) and wrap it; errors name what is wrong."""
     if not isinstance(data, Mapping) or "default" not in data:
         raise ValueError(f"{source}: expected a mapping with a 'default' section, got {type(data).__name__}")
     for section, filters in data.items():
         if not isinstance(section, str) or not isinstance(filters, Mapping):
             raise ValueError(f"{source}: section {section!r} must map filter names to their settings")
         for name, values in filters.items():
-            if name not in FILTERS:
-                raise ValueError(f"{source}: [{section}] unknown filter {name!r}; known filters: {sorted(FILTERS)}")
+            if name not in settings_types:
+                raise ValueError(f"{source}: [{section}] unknown filter {name!r}; known filters: {sorted(settings_types)}")
             if not isinstance(values, Mapping):
                 raise ValueError(f"{source}: [{section}.{name}] must be a mapping of settings")
-            known = FILTERS[name].settings_type.model_fields
+            known = settings_types[name].model_fields
             for key in values:
                 if key not in known:
                     raise ValueError(
@@ -90,15 +91,7 @@ def parse_filter_params(data: Any, source: str = "<in memory>") -> FilterParams:
         merged = params.for_language(section)
         for name, values in merged.items():
             try:
-                FILTERS[name].settings_type(**values)
+                settings_types[name](**values)
             except ValidationError as err:
                 raise ValueError(f"{source}: [{section}.{name}] invalid value: {err}") from None
     return params
-
-
-def load_filter_params(path: str | None = None) -> FilterParams:
-    """Load and validate filter parameters from a YAML file (None: the table shipped with kurate)."""
-    source = Path(path) if path is not None else DEFAULT_PARAMS_PATH
-    with open(source, encoding="utf-8") as fh:
-        data = yaml.safe_load(fh)
-    return parse_filter_params(data, str(source))

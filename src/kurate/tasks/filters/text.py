@@ -96,7 +96,7 @@ def word_patterns() -> WordPatterns:
     The fast pattern leans on ``\\w`` (letters and digits, checked in C) plus the combining marks of
     the Basic Multilingual Plane; big explicit classes would be ~6× slower, because ``re`` scans
     ranges above U+FFFF one by one for every non-word character. ``\\w`` also matches "_", which
-    ``split_words`` splits on afterwards.
+    ``alnum_words`` splits on afterwards.
     """
     word_chars: list[int] = []  # letters, digits, marks outside spaceless scripts
     spaceless_bases: list[int] = []  # letters and digits of spaceless scripts
@@ -125,8 +125,9 @@ def word_patterns() -> WordPatterns:
     )
 
 
-def split_words(text: str) -> list[str]:
-    """The words of a text (see the module docstring); never raises, O(len(text))."""
+def alnum_words(text: str) -> list[str]:
+    """The letter-and-digit words of a text, punctuation and spaces dropped (see the module
+    docstring); never raises, O(len(text))."""
     patterns = word_patterns()
     if patterns.spaceless_char.search(text):
         return patterns.mixed.findall(text)
@@ -177,5 +178,5 @@ def analyse(text: str) -> Analysed:
     (the key is cheap: a str caches its hash, and the same object compares by identity)."""
     head = text[:ANALYSED_CHARS]
     return Analysed(
-        text=head, full_length=len(text), words=tuple(split_words(head)), lines=tuple(split_lines(head))
+        text=head, full_length=len(text), words=tuple(alnum_words(head)), lines=tuple(split_lines(head))
     )

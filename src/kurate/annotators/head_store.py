@@ -1,4 +1,6 @@
-"""The annotator registry under a root: ``<root>/annotators/<name>/{head.safetensors, card.json}``.
+"""Distilled JQL heads stored under a root: ``<root>/annotators/<name>/{head.safetensors, card.json}``.
+
+An *annotator* is one such head with its card; ``kurate score`` applies the stored ones by name.
 
 A card says what the head was trained from (embedder, judge, prompt version, a hash of the
 training labels) and how well it does (Spearman/Kendall per language). Heads are safetensors, so

@@ -1,4 +1,4 @@
-"""A small German corpus built from word lists, for CPU tests and smoke runs (no files needed).
+"""A small German corpus built from word lists, for the CPU tests (test-only; no files needed).
 
     german_paragraphs(300, seed=0)  →  300 paragraphs of 2–5 grammatical German sentences
 """

@@ -1,60 +1,41 @@
-"""Small Common-Crawl-style WARC files that kurate generates itself, for its demo and its tests.
+"""WARC records for kurate's demo and test files, written with the standard library only.
 
-Real crawl files are large, belong to someone else and change over time, so the demo and the
-test-suite read WARCs written by this module instead:
+:func:`write_warc` is a minimal WARC/1.1 writer.  Each record is compressed as a gzip member of
+its own, as Common Crawl does, and record ids, dates and gzip headers are all fixed, so the same
+input always gives a byte-identical file.  :func:`page_records` turns one :class:`DemoPage`
+into the ``request``/``response``/``metadata`` triple Common Crawl writes per fetch, and
+:func:`malformed_record` makes deliberately broken records for the readers' error paths.
 
-* :func:`write_warc` is a minimal WARC/1.1 writer.  Each record is compressed as a gzip member
-  of its own, as Common Crawl does, and record ids, dates and gzip headers are all fixed, so the
-  same input always gives a byte-identical file.
-* :func:`build_demo_warc` writes the hand-made pages of :mod:`kurate.tasks.demo_pages` (articles in
-  German, English and French, boilerplate, duplicates, spam, charset and HTTP edge cases), each
-  as a ``request``/``response``/``metadata`` triple after one ``warcinfo`` record, and can put
-  one deliberately malformed record in the middle.  It returns a :class:`DemoManifest` with the
-  counts a test should expect.
-* :func:`make_bulk_warc` writes any number of generated, distinct pages, for tests that need a
-  file which takes a few seconds to process.
-
-Only the standard library is imported here; WARC readers are the business of the code under test.
-
-Command line::
-
-    python -m kurate.tasks.demo_warc OUT.warc.gz [--bulk N] [--seed S] [--no-malformed]
+WARC readers are the business of the code under test (``kurate.tasks.warc``), so none is
+imported here.
 """
 
 from __future__ import annotations
 
-import argparse
 import base64
 import hashlib
-import html
 import os
-import random
 import struct
-import sys
 import uuid
 import zlib
-from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from email.utils import format_datetime
 from http import HTTPStatus
-from typing import BinaryIO, Iterable, Iterator, Union
+from typing import BinaryIO, Iterable, Union
 from urllib.parse import urlsplit
 
-from kurate.tasks.demo_pages import BULK_VOCABULARY, DemoPage, demo_pages
+from kurate.demo.pages import DemoPage
 
 __all__ = [
-    "DemoPage",
-    "DemoManifest",
     "WarcRecord",
-    "demo_pages",
-    "write_warc",
-    "build_demo_warc",
-    "make_bulk_warc",
-    "bulk_pages",
+    "Destination",
+    "make_record",
     "warcinfo_record",
     "page_records",
     "malformed_record",
+    "MALFORMED_STYLES",
+    "write_warc",
     "sha1_digest",
     "record_id",
     "gzip_member",
@@ -389,190 +370,3 @@ def write_warc(dest: Destination, records: Iterable[WarcRecord | bytes],
         with open(dest, "wb") as out:
             return _write_records(out, records, gzip_per_record)
     return _write_records(dest, records, gzip_per_record)
-
-
-def _dest_path(dest: Destination) -> str | None:
-    if isinstance(dest, (str, os.PathLike)):
-        return os.fspath(dest)
-    name = getattr(dest, "name", None)
-    return name if isinstance(name, str) else None
-
-
-# ---------------------------------------------------------------------------------------------
-# The demo WARC
-# ---------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class DemoManifest:
-    """What :func:`build_demo_warc` wrote.
-
-    ``responses`` counts good response records (one per page, the malformed record excluded),
-    ``malformed`` is 0 or 1, ``by_kind`` maps each page ``kind`` to its number of responses,
-    ``records`` counts every record in the file (warcinfo, requests, responses, metadata and
-    the malformed one), and ``path`` is the file written (``None`` for an unnamed file object).
-    """
-
-    path: str | None
-    responses: int
-    malformed: int
-    by_kind: dict[str, int]
-    records: int
-
-
-def build_demo_warc(dest: Destination, *, malformed: bool = True,
-                    malformed_style: str = "garbage-header",
-                    gzip_per_record: bool = True) -> DemoManifest:
-    """Write the demo WARC: warcinfo, then request/response/metadata for each demo page.
-
-    With *malformed*, one broken record (see :func:`malformed_record`) is placed between the
-    records of the middle two pages.  The output is byte-identical on every run.
-    """
-    pages = demo_pages()
-    info = warcinfo_record(DEMO_FILENAME)
-    bad_after = len(pages) // 2
-
-    def records() -> Iterator[WarcRecord | bytes]:
-        yield info
-        for index, page in enumerate(pages):
-            if malformed and index == bad_after:
-                yield malformed_record(malformed_style)
-            yield from page_records(page, index, warcinfo_id=info.record_id)
-
-    written = write_warc(dest, records(), gzip_per_record=gzip_per_record)
-    return DemoManifest(
-        path=_dest_path(dest),
-        responses=len(pages),
-        malformed=1 if malformed else 0,
-        by_kind=dict(Counter(page.kind for page in pages)),
-        records=written,
-    )
-
-
-# ---------------------------------------------------------------------------------------------
-# Bulk WARCs
-# ---------------------------------------------------------------------------------------------
-
-_BULK_SITES = {
-    "de": ("https://www.example-lokalanzeiger.de", "https://www.example-stadtnachrichten.de",
-           "https://blog.example-quartier.de"),
-    "en": ("https://local.example.com", "https://www.example-herald.org",
-           "https://news.example.net"),
-}
-
-
-def _bulk_sentence(rng: random.Random, lang: str) -> str:
-    vocab = BULK_VOCABULARY[lang]
-    subject, number = rng.choice(vocab["subjects"])
-    verb = rng.choice(vocab["verbs"])[0 if number == "sg" else 1]
-    obj = rng.choice(vocab["objects"])
-    shape = rng.random()
-    if shape < 0.45:
-        modifier = rng.choice(vocab["modifiers"])
-        # German puts the adverbial before the object, English after it.
-        if lang == "de":
-            return f"{subject} {verb} {modifier} {obj}."
-        return f"{subject} {verb} {obj} {modifier}."
-    if shape < 0.75:
-        opener = rng.choice(vocab["openers"])
-        lowered = subject[0].lower() + subject[1:]
-        # German: verb second, so the verb comes straight after the opener.
-        if lang == "de":
-            return f"{opener} {verb} {lowered} {obj}."
-        return f"{opener} {lowered} {verb} {obj}."
-    reason = rng.choice(vocab["reasons"])
-    return f"{subject} {verb} {obj}, {vocab['because'][0]} {reason}."
-
-
-def _bulk_page(rng: random.Random, number: int) -> DemoPage:
-    lang = "de" if rng.random() < 0.6 else "en"
-    vocab = BULK_VOCABULARY[lang]
-    paragraphs = []
-    for _ in range(rng.randint(4, 7)):
-        paragraphs.append(" ".join(_bulk_sentence(rng, lang) for _ in range(rng.randint(4, 6))))
-    first = paragraphs[0].split(".")[0]
-    title = f"{rng.choice(vocab['title_prefix'])}: {first} ({number})"
-    base = rng.choice(_BULK_SITES[lang])
-    url = f"{base}/{2026 - number % 3}/{number:06d}-{rng.getrandbits(32):08x}.html"
-    nav = "".join(f'<li><a href="/{item.lower()}/">{item}</a></li>' for item in vocab["nav"])
-    footer = " | ".join(f'<a href="/{item.lower().replace(" ", "-")}">{item}</a>'
-                        for item in vocab["footer"])
-    body = (
-        f'<!DOCTYPE html>\n<html lang="{lang}">\n<head>\n<meta charset="utf-8">\n'
-        f"<title>{html.escape(title, quote=False)}</title>\n</head>\n<body>\n"
-        f'<header><a href="/">{urlsplit(base).hostname}</a><nav><ul>{nav}</ul></nav></header>\n'
-        "<main>\n<article>\n"
-        f"<h1>{html.escape(title, quote=False)}</h1>\n"
-        + "".join(f"<p>{html.escape(p, quote=False)}</p>\n" for p in paragraphs)
-        + "</article>\n</main>\n"
-        f"<footer>{footer} | © 2026</footer>\n</body>\n</html>\n"
-    )
-    return DemoPage(url, body.encode("utf-8"), kind=f"bulk-{lang}", lang=lang,
-                    main_text="\n\n".join(paragraphs))
-
-
-def bulk_pages(n_pages: int, seed: int = 0) -> Iterator[DemoPage]:
-    """*n_pages* generated pages (German or English), deterministic in *seed*.
-
-    Every page has a different main text (a repeat is regenerated) and is about 2-5 KB.
-    """
-    rng = random.Random(seed)
-    seen: set[bytes] = set()
-    for number in range(n_pages):
-        while True:
-            page = _bulk_page(rng, number)
-            key = hashlib.sha1(page.main_text.encode("utf-8")).digest()
-            if key not in seen:
-                seen.add(key)
-                break
-        yield page
-
-
-def make_bulk_warc(dest: Destination, n_pages: int, seed: int = 0) -> int:
-    """Write a WARC of *n_pages* generated pages (see :func:`bulk_pages`); return the number of
-    response records.  Same layout as the demo WARC, without a malformed record."""
-    if n_pages < 0:
-        raise ValueError("n_pages must not be negative")
-    info = warcinfo_record(BULK_FILENAME, description=f"kurate bulk test WARC, seed {seed}")
-
-    def records() -> Iterator[WarcRecord]:
-        yield info
-        for index, page in enumerate(bulk_pages(n_pages, seed)):
-            yield from page_records(page, index, warcinfo_id=info.record_id)
-
-    write_warc(dest, records())
-    return n_pages
-
-
-# ---------------------------------------------------------------------------------------------
-# Command line
-# ---------------------------------------------------------------------------------------------
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m kurate.tasks.demo_warc",
-        description="Write kurate's demo WARC (or a bulk WARC of generated pages).",
-    )
-    parser.add_argument("out", help="output file, e.g. demo.warc.gz")
-    parser.add_argument("--bulk", type=int, metavar="N",
-                        help="write N generated pages instead of the demo pages")
-    parser.add_argument("--seed", type=int, default=0, help="seed for --bulk (default 0)")
-    parser.add_argument("--no-malformed", action="store_true",
-                        help="leave out the deliberately malformed record")
-    args = parser.parse_args(argv)
-    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-
-    if args.bulk is not None:
-        count = make_bulk_warc(args.out, args.bulk, seed=args.seed)
-        print(f"wrote {count} responses to {args.out}")
-        return 0
-    manifest = build_demo_warc(args.out, malformed=not args.no_malformed)
-    kinds = ", ".join(f"{kind}={n}" for kind, n in sorted(manifest.by_kind.items()))
-    print(f"wrote {manifest.responses} responses ({manifest.records} records, "
-          f"{manifest.malformed} malformed) to {args.out}: {kinds}")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

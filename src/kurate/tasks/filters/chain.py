@@ -1,21 +1,23 @@
-"""The filters by name, and how a chain of them is built and applied.
+"""The filters by name (the one place a filter is registered), their parameters, and the chain.
 
-Adding a filter: write one ``LanguageFilter`` subclass (a Settings model + ``evaluate``), add one
-line to ``FILTERS``, and give its defaults a section in filter_params.yaml.
+Adding a filter: write one ``LanguageFilter`` subclass (a Settings model, its ``statistics`` and
+``evaluate``), add one line to ``FILTERS``, and give its defaults a section in filter_params.yaml;
+``tests/test_filter_contracts.py`` then checks it against the ``DocumentFilter`` contract.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Sequence
+from pathlib import Path
+from typing import Any, Sequence
+
+import yaml
 
 from kurate.tasks.filters.base import DocumentFilter, LanguageFilter, Verdict
 from kurate.tasks.filters.c4 import C4Filter
 from kurate.tasks.filters.fineweb import FineWebFilter
 from kurate.tasks.filters.gopher_quality import GopherQualityFilter
 from kurate.tasks.filters.gopher_repetition import GopherRepetitionFilter
-
-if TYPE_CHECKING:
-    from kurate.tasks.filters.params import FilterParams
+from kurate.tasks.filters.params import DEFAULT_PARAMS_PATH, FilterParams, validate_params
 
 FILTERS: dict[str, type[LanguageFilter]] = {
     "gopher_quality": GopherQualityFilter,
@@ -23,6 +25,19 @@ FILTERS: dict[str, type[LanguageFilter]] = {
     "c4": C4Filter,
     "fineweb": FineWebFilter,
 }
+
+
+def parse_filter_params(data: Any, source: str = "<in memory>") -> FilterParams:
+    """Validate a mapping shaped like filter_params.yaml against the registered filters' settings."""
+    return validate_params(data, source, {name: cls.settings_type for name, cls in FILTERS.items()})
+
+
+def load_filter_params(path: str | None = None) -> FilterParams:
+    """Load and validate filter parameters from a YAML file (None: the table shipped with kurate)."""
+    source = Path(path) if path is not None else DEFAULT_PARAMS_PATH
+    with open(source, encoding="utf-8") as fh:
+        data = yaml.safe_load(fh)
+    return parse_filter_params(data, str(source))
 
 
 def build_filters(names: Sequence[str], params: FilterParams) -> list[DocumentFilter]:
