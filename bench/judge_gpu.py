@@ -51,7 +51,7 @@ def main() -> None:
     from transformers import LlamaConfig, LlamaForCausalLM
 
     from kurate.annotators.annotate import JudgeWorker, SampleRef
-    from kurate.annotators.backends import TransformersBackend
+    from kurate.annotators.backends.hf_transformers import TransformersBackend
     from kurate.annotators.judge import Judge, JudgeConfig
     from kurate.storage.schemas import SAMPLES
     from kurate.storage.shards import ShardStore, UnitKey

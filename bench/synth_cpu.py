@@ -19,7 +19,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from kurate.annotators.synthesize import SynthesizeConfig, SynthWorker  # noqa: E402
+from kurate.annotators.synthesis import SynthesizeConfig, SynthWorker  # noqa: E402
 from kurate.demo.pages import demo_pages  # noqa: E402
 
 # The six German demo articles, in the order the recorded runs used (history, science, regional, recipe, ...).
@@ -46,7 +46,7 @@ def main() -> None:
     loaded = time.perf_counter() - started
     docs = [{"id": f"demo-{i}", "url": a.url, "text": a.main_text} for i, a in enumerate(ARTICLES[: args.docs])]
     started = time.perf_counter()
-    rows, rejects, counts = worker.synthesize(docs)
+    rows, rejects, counts = worker.rewriter.rewrite(docs)
     seconds = time.perf_counter() - started
     print(f"{args.model} ({args.style}) t={args.temperature} repetition_penalty={args.repetition_penalty} "
           f"max_new_tokens={args.max_new_tokens}: load {loaded:.0f} s, {counts['generated']} generations in {seconds:.0f} s")

@@ -61,8 +61,9 @@ def main() -> None:
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    from kurate.annotators.backends import TransformersBackend
-    from kurate.annotators.synthesize import load_synth_prompt
+    from kurate.annotators.backends.hf_transformers import TransformersBackend
+    from kurate.annotators.contracts import BackendFailure
+    from kurate.annotators.synthesis import load_synth_prompt
 
     device = "cuda" if torch.cuda.is_available() and not args.smoke else "cpu"
     dtype = torch.bfloat16 if device == "cuda" else torch.float32
@@ -100,7 +101,7 @@ def main() -> None:
         out = backend.generate(prompts[:batch], 1, args.new_tokens, 0.7, 0)
         sync(torch, device)
         seconds = time.perf_counter() - start
-        produced = sum(len(tokenizer.encode(o[0], add_special_tokens=False)) for o in out if not isinstance(o, str))
+        produced = sum(len(tokenizer.encode(o.texts[0], add_special_tokens=False)) for o in out if not isinstance(o, BackendFailure))
         rate = batch * args.new_tokens / seconds
         bound = batch / step_bound
         print(f"{batch:>6} {prompt_tokens:>10} {args.new_tokens:>8} {seconds:>8.2f} {rate:>10.1f} {bound:>12.1f} {rate / bound:>6.2f}"

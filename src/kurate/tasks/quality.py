@@ -12,7 +12,6 @@ import functools
 import json
 from typing import Literal
 
-import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, Field
 
 from kurate.storage.fs import StorageOptions
@@ -135,7 +134,3 @@ def _cached_quality(config_json: str, options_json: str) -> Quality:
 def quality_for(config: QualityConfig, storage_options: StorageOptions | None = None) -> Quality:
     """One ``Quality`` per config per process: models and blocklists load once per Ray worker."""
     return _cached_quality(config.model_dump_json(), json.dumps(storage_options or {}, sort_keys=True))
-
-
-def as_table(rows: list[dict], schema: pa.Schema) -> pa.Table:
-    return pa.Table.from_pylist(rows, schema=schema)
