@@ -122,3 +122,41 @@ def test_deployments_for_serve(prefect_server):
                                              "served-score", "served-synthesize", "served-train"]
     assert deployments[0].schedules[0].schedule.cron == "0 3 * * *"
     assert deployments[1].parameters["config"]["root"] == "runs/demo"
+
+
+def test_workers_run_in_process_or_as_a_ray_actor_pool(ray_local):
+    import functools
+    import os
+
+    from kurate.flows.config import RayConfig
+    from kurate.flows.runner import WorkerResources, map_on_workers
+
+    class Scaler:  # stands for a model: built once per worker, then called item after item
+        def __init__(self, factor: int):
+            self.factor, self.pid = factor, os.getpid()
+
+        def scale(self, item: int) -> tuple[int, int]:
+            return self.pid, item * self.factor
+
+    def call(worker: Scaler, item: int) -> tuple[int, int]:
+        return worker.scale(item)
+
+    arrived = []
+    # The local Ray has no GPU: a worker that wants one is placed without it instead of waiting forever.
+    on_ray = map_on_workers(functools.partial(Scaler, 3), list(range(6)), call, WorkerResources(cpus=1, gpus=1),
+                            RayConfig(), workers=2, on_result=arrived.append)
+    assert sorted(value for _, value in on_ray) == [0, 3, 6, 9, 12, 15] and arrived == on_ray
+    actors = {pid for pid, _ in on_ray}
+    assert 1 <= len(actors) <= 2 and os.getpid() not in actors
+
+    here = map_on_workers(functools.partial(Scaler, 3), list(range(6)), call, WorkerResources(), RayConfig(executor="local"), workers=2)
+    assert here == [(os.getpid(), 3 * i) for i in range(6)]
+    assert map_on_workers(functools.partial(Scaler, 3), [], call, WorkerResources(), RayConfig()) == []
+
+
+def test_a_worker_holding_an_http_client_reserves_no_gpu():
+    from kurate.flows.runner import WorkerResources
+
+    assert WorkerResources.for_backend("openai", 0.5) == WorkerResources(cpus=0.5, gpus=0.0)
+    assert WorkerResources.for_backend("transformers", 2).gpus == 1.0
+    assert WorkerResources.for_backend("vllm", 1).gpus == 1.0

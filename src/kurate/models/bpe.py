@@ -104,7 +104,7 @@ class BPEModel(nn.Module):
             keep = batch["loss_mask"][:, 1:].reshape(-1)
             ce, c = ce * keep, c * keep
             loss = ce.sum() / keep.sum().clamp(min=1)
-        return {"loss": loss, "nats": (ce * (c > 0)).sum().detach(), "bytes": int(c.sum()),
+        return {"loss": loss, "nats": (ce * (c > 0)).sum().detach(), "bytes": c.sum(),
                 "unit_loss": ce.view(ids.shape[0], -1)}  # nats per target token
 
     def calibrate(self, batch: dict[str, torch.Tensor]) -> None:

@@ -64,7 +64,9 @@ class ForwardOutput(TypedDict):
 
     loss: torch.Tensor  # scalar: mean over the counted targets, what backward() runs on
     unit_loss: torch.Tensor  # (B, T) per target unit (nats; T-FREE: BCE per row); 0 where loss_mask is False
-    bytes: int  # text bytes of the counted targets
+    # 0-dim integer tensor: text bytes of the counted targets; a tensor, so that the caller reads it
+    # together with the loss (one host sync per step, never one inside forward)
+    bytes: torch.Tensor
     nats: NotRequired[torch.Tensor]  # code length of those bytes: HAT and BPE always, T-FREE in eval mode
     oov_byte_frac: NotRequired[float]  # T-FREE in eval mode: share of target bytes outside its dictionary
 

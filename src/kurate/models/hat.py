@@ -296,7 +296,7 @@ class HAT(nn.Module):
         return {
             "loss": ce.sum() / n_targets,
             "nats": (ce * counted).sum().detach(),
-            "bytes": int(nbytes.sum()),
+            "bytes": nbytes.sum(),
             "unit_loss": ce.view(B, T),  # nats per target word (attribution and selection use it)
         }
 

@@ -247,7 +247,7 @@ class TFree(nn.Module):
             loss = per_unit.sum() / (keep.sum().clamp(min=1) * v)
         else:
             loss = per_unit.sum() / z.numel()
-        out = {"loss": loss, "bytes": int(cnt.sum()), "unit_loss": per_unit.view(B, T) / v}
+        out = {"loss": loss, "bytes": cnt.sum(), "unit_loss": per_unit.view(B, T) / v}
         if not self.training:
             out.update(self._dictionary_nats(z.detach(), batch["word_id"][:, 1:].reshape(-1), cnt))
         return out

@@ -125,7 +125,7 @@ def evaluate(model: UnitLM, batches: list[dict], device, autocast, calibration: 
         with autocast():
             out = model(_to(b, device))
         loss += float(out["loss"])
-        nbytes += out["bytes"]
+        nbytes += int(out["bytes"])
         if "nats" in out:
             nats += float(out["nats"])
         if "oov_byte_frac" in out:
@@ -222,7 +222,8 @@ def train(config: TrainConfig, texts_train: Iterable[str], texts_eval: Iterable[
         for g in opt.param_groups:
             g["lr"] = lr
         t0 = time.perf_counter()
-        loss_sum, nats, nbytes, units, has_nats = 0.0, 0.0, 0, 0, False
+        # summed on the device and read once after the optimizer step: one host sync per step
+        sums = torch.zeros(4, dtype=torch.float64, device=device)  # loss, nats, bytes, micro-batches with nats
         try:
             for i in range(cfg.grad_accum):
                 batch = _to(packer.next_batch(cfg.batch_size, rank, world), device)
@@ -232,28 +233,28 @@ def train(config: TrainConfig, texts_train: Iterable[str], texts_eval: Iterable[
                     out = fmodel(batch)
                 with no_sync:
                     (out["loss"] / cfg.grad_accum).backward()
-                loss_sum += float(out["loss"].detach())
-                nbytes += out["bytes"]
-                units += cfg.batch_size * cfg.seq_len
+                sums[0] += out["loss"].detach()
+                sums[2] += out["bytes"]
                 if "nats" in out:
-                    nats += float(out["nats"])
-                    has_nats = True
+                    sums[1] += out["nats"].detach()
+                    sums[3] += 1
         except StopIteration:  # every rank's packer runs dry at the same step
             if rank == 0:
                 print(f"training text ran out at step {step}")
             opt.zero_grad(set_to_none=True)
             break
-        grad_norm = float(torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip))
+        grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
         opt.step()
         opt.zero_grad(set_to_none=True)
-        if device.type == "cuda":
-            torch.cuda.synchronize()
+        if world > 1:  # global figures: mean loss over ranks, summed nats/bytes
+            torch.distributed.all_reduce(sums)
+            sums[0] /= world
+        # the step's one host sync; it waits for the optimizer's kernels too, so dt is the whole step
+        loss_sum, nats, nbytes, has_nats, grad_norm = torch.cat([sums, grad_norm.detach().double().view(1)]).tolist()
+        nbytes, has_nats = int(nbytes), has_nats > 0
+        units = cfg.batch_size * cfg.seq_len * cfg.grad_accum * world  # over all ranks
         dt = time.perf_counter() - t0
         step += 1
-        if world > 1:  # global figures: mean loss over ranks, summed nats/bytes/units
-            t = torch.tensor([loss_sum, nats, nbytes, units, has_nats], dtype=torch.float64, device=device)
-            torch.distributed.all_reduce(t)
-            loss_sum, nats, nbytes, units, has_nats = float(t[0]) / world, float(t[1]), int(t[2]), int(t[3]), bool(t[4])
 
         flops = model.flops_per_unit(cfg.seq_len, nbytes / max(1, units)) * units
         m = {"step": step, "model": cfg.model, "loss": loss_sum / cfg.grad_accum, "lr": lr, "grad_norm": grad_norm,

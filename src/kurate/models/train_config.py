@@ -60,9 +60,9 @@ class TrainConfig(BaseModel):
     @field_validator("model_options")
     @classmethod
     def _known_model_options(cls, options: dict[str, Any], info: ValidationInfo) -> dict[str, Any]:
-        if "model" in info.data:  # else the kind itself was invalid and is reported
-            check_model_options(info.data["model"], options)
-        return options
+        if "model" not in info.data:  # the kind itself was invalid (and is reported)
+            return options
+        return check_model_options(info.data["model"], options)
 
     def model_hparams(self):
         """The kind's model config dataclass: model_options over its defaults, max_len = seq_len."""
@@ -103,10 +103,11 @@ def _options_model(kind: str) -> type[BaseModel]:
     return _OPTION_MODELS[kind]
 
 
-def check_model_options(kind: str, options: dict[str, Any], loc: tuple = ()) -> None:
-    """Raise a ValidationError (located under `loc`) for unknown or ill-typed model options."""
+def check_model_options(kind: str, options: dict[str, Any], loc: tuple = ()) -> dict[str, Any]:
+    """The options as JSON values (tuples as lists, as config.json holds them, so a resumed run's
+    config compares equal); a ValidationError located under `loc` for unknown or ill-typed ones."""
     try:
-        _options_model(kind).model_validate(options)
+        return _options_model(kind).model_validate(options).model_dump(mode="json", exclude_unset=True)
     except ValidationError as exc:
         raise ValidationError.from_exception_data(exc.title, [
             {"type": e["type"], "loc": (*loc, *e["loc"]), "input": e["input"], **({"ctx": e["ctx"]} if "ctx" in e else {})}
