@@ -48,7 +48,7 @@ def main() -> None:
     from kurate.annotators.embedder import EmbedderConfig, resolve_embedder
     from kurate.annotators.heads import RegressionHead
     from kurate.annotators.jql import embed_shard, score_shard
-    from kurate.annotators.registry import save_annotator
+    from kurate.annotators.head_store import save_annotator
     from kurate.storage.schemas import CURATED
     from kurate.storage.shards import ShardStore, UnitKey
 

@@ -87,22 +87,25 @@ def _buffer(config: PipelineConfig, ckpt: str, model, codec, cfg, candidates: li
                   config_hash([os.path.abspath(ckpt), step, c.old, c.old_languages, c.candidates, c.budget,
                                c.token_fraction, c.selection, c.attribution, c.seed, c.eval_fraction,
                                c.context_units]))
+    built: list[dict] = []
+
+    def write(unit) -> dict:
+        built.extend(build_buffer(model, codec, candidates, c.budget, c.token_fraction, c.selection, c.attribution,
+                                  window=cfg.seq_len + 1, seed=c.seed, context_units=c.context_units))
+        for r in built:
+            r.update(source=c.old, model=cfg.model, checkpoint=os.path.abspath(ckpt))
+        unit.write("coretokens", pa.Table.from_pylist(built, schema=CORETOKENS))
+        return {"candidates": len(candidates), "documents": len(built), "kept_units": sum(r["kept_units"] for r in built)}
+
     store = ShardStore(config.root, config.storage_options)
-    manifest = store.manifest(key)
-    if manifest is not None:
-        out = next(o for o in manifest.outputs if o.dataset == "coretokens")
+    run = store.run_unit(key, ["coretokens"], write)
+    if run.skipped:
+        out = next(o for o in run.manifest.outputs if o.dataset == "coretokens")
         with store.fs.open(store.url(out.path), "rb") as f:
             rows = pq.read_table(f).to_pylist()
         print(f"[continual] replay buffer already committed: {len(rows)} documents")
         return rows
-    rows = build_buffer(model, codec, candidates, c.budget, c.token_fraction, c.selection, c.attribution,
-                        window=cfg.seq_len + 1, seed=c.seed, context_units=c.context_units)
-    for r in rows:
-        r.update(source=c.old, model=cfg.model, checkpoint=os.path.abspath(ckpt))
-    with store.open_unit(key, ["coretokens"]) as unit:
-        unit.write("coretokens", pa.Table.from_pylist(rows, schema=CORETOKENS))
-        unit.counts = {"candidates": len(candidates), "documents": len(rows),
-                       "kept_units": sum(r["kept_units"] for r in rows)}
+    rows = built
     print(f"[continual] replay buffer: {len(rows)} of {len(candidates)} documents, "
           f"{sum(r['kept_units'] for r in rows)} kept units ({c.selection} + {c.attribution})")
     return rows

@@ -22,9 +22,9 @@ from prefect.artifacts import create_markdown_artifact, create_progress_artifact
 
 from kurate.flows.config import PipelineConfig, load_config
 from kurate.flows.report import publish_funnel
-from kurate.flows.runner import ShardOutcome, Throughput, run_per_shard
+from kurate.flows.runner import ShardOutcome, Throughput, in_process_only, run_per_shard
 from kurate.storage.catalog import Catalog
-from kurate.storage.fs import expand_inputs, protocol_of
+from kurate.storage.fs import expand_inputs
 from kurate.storage.shards import ShardStore, UnitKey
 from kurate.tasks.curate import STAGE_FILTER, STAGE_FINAL, dedup_run, filter_shard, finalize_shard
 
@@ -52,8 +52,7 @@ def _progress(label: str, progress_id, throughput: Throughput):
 
 
 def _run_shards(config: PipelineConfig, label: str, fn, items: list[str], args_for) -> list[dict]:
-    # A memory:// filesystem lives inside this process: Ray workers would write somewhere else.
-    local = protocol_of(config.root) == "memory"
+    local = in_process_only(config.root)
     progress_id = create_progress_artifact(progress=0.0, key=f"curate-{label}-progress", description=f"{label}: shards done")
     outcomes = run_per_shard(fn, items, args_for, config.ray, on_progress=_progress(label, progress_id, Throughput()), local=local)
     rows = []

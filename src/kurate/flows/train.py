@@ -29,7 +29,8 @@ from pathlib import Path
 
 from prefect import flow, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
-from kurate.flows.config import PipelineConfig, TrainStageConfig
+from kurate.flows.config import PipelineConfig, RayConfig, TrainStageConfig
+from kurate.flows.runner import cluster_has_gpus, ensure_ray
 from kurate.storage.catalog import Catalog
 from kurate.storage.fs import StorageOptions
 from kurate.storage.schemas import METRICS
@@ -85,16 +86,16 @@ def commit_metrics(root: str, stage: TrainStageConfig, metrics: list[dict], stor
     first, last = metrics[0].get("step", 0), metrics[-1].get("step", 0)
     run = f"{stage.name}-{stage.model}"
     key = UnitKey(f"train-{run}", f"{run}-steps-{first:07d}-{last:07d}", config_hash(stage.model_dump(mode="json")))
-    store = ShardStore(root, storage_options)
-    if store.is_committed(key):
-        return
     rows = [{"run": run, "model": stage.model, "step": int(m.get("step", 0)), "metrics": json.dumps(m, sort_keys=True, default=float),
              "loss": _num(m.get("loss")), "bits_per_byte": _num(m.get("bits_per_byte")), "eval_loss": _num(m.get("eval_loss")),
              "eval_bits_per_byte": _num(m.get("eval_bits_per_byte")), "units_per_s": _num(m.get("units_per_s")),
              "mfu": _num(m.get("mfu"))} for m in metrics]
-    with store.open_unit(key, ["metrics"]) as unit:
+
+    def write(unit) -> dict:
         unit.write("metrics", pa.Table.from_pylist(rows, schema=METRICS))
-        unit.counts = {"steps": len(rows), "first": first, "last": last}
+        return {"steps": len(rows), "first": first, "last": last}
+
+    ShardStore(root, storage_options).run_unit(key, ["metrics"], write)
 
 
 def _num(value) -> float | None:
@@ -108,9 +109,8 @@ def run_ray_train(root: str, stage: TrainStageConfig, storage_options: StorageOp
     from ray.train import RunConfig, ScalingConfig
     from ray.train.torch import TorchTrainer
 
-    if not ray.is_initialized():
-        ray.init(address=address or os.environ.get("RAY_ADDRESS"), logging_level="WARNING")
-    use_gpu = stage.use_gpu if stage.use_gpu is not None else ray.cluster_resources().get("GPU", 0) > 0
+    ensure_ray(RayConfig(address=address))
+    use_gpu = stage.use_gpu if stage.use_gpu is not None else cluster_has_gpus()
 
     def loop(payload: dict) -> None:
         from ray import train as ray_train
