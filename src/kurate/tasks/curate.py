@@ -32,7 +32,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from kurate.storage.fs import StorageOptions
 from kurate.storage.schemas import CURATED
-from kurate.storage.shards import Manifest, ShardStore, UnitKey, config_hash
+from kurate.storage.shards import Manifest, ShardStore, UnitKey, UnitRun, config_hash
 from kurate.tasks.dedup import find_duplicates, signature_table
 from kurate.tasks.ingest import IngestConfig, ingest_records
 from kurate.tasks.minhash import MinHashConfig, MinHasher
@@ -77,9 +77,13 @@ class ShardResult:
     seconds: float = 0.0
 
     @classmethod
-    def from_counts(cls, source: str, unit: str, counts: dict) -> "ShardResult":
+    def from_run(cls, source: str, run: UnitRun, started: float) -> "ShardResult":
+        """From a unit's commit record; ``seconds`` only for work done now (a skipped unit took none)."""
+        counts = run.counts
         kept = counts.get("curated", counts.get("staged", 0))
-        return cls(source, unit, True, counts.get("records", 0), kept, counts.get("rejected", 0), counts.get("reasons", {}))
+        seconds = 0.0 if run.skipped else time.perf_counter() - started
+        return cls(source, run.manifest.unit, run.skipped, counts.get("records", 0), kept, counts.get("rejected", 0),
+                   counts.get("reasons", {}), seconds)
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -151,12 +155,7 @@ def filter_shard(
         staged, rejected = unit.rows_written("staged"), unit.rows_written("rejects")
         return {"records": staged + rejected, "staged": staged, "rejected": rejected, "reasons": dict(reasons)}
 
-    run = store.run_unit(key, ["staged", "signatures", "rejects"], write)
-    if run.skipped:
-        return ShardResult.from_counts(source, key.name, run.counts)
-    counts = run.counts
-    return ShardResult(source, key.name, False, counts["records"], counts["staged"], counts["rejected"], counts["reasons"],
-                       time.perf_counter() - started)
+    return ShardResult.from_run(source, store.run_unit(key, ["staged", "signatures", "rejects"], write), started)
 
 
 def _output(store: ShardStore, manifest: Manifest, dataset: str) -> str:
@@ -271,12 +270,7 @@ def finalize_shard(
             "dedup_unit": dedup_key.name,
         }
 
-    run = store.run_unit(key, ["curated", "rejects"], write)
-    if run.skipped:
-        return ShardResult.from_counts(source, key.name, run.counts)
-    counts = run.counts
-    return ShardResult(source, key.name, False, counts["records"], counts["curated"], counts["rejected"], counts["reasons"],
-                       time.perf_counter() - started)
+    return ShardResult.from_run(source, store.run_unit(key, ["curated", "rejects"], write), started)
 
 
 def _read(store: ShardStore, url: str) -> pa.Table:
