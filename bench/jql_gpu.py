@@ -4,7 +4,7 @@
     python bench/jql_gpu.py --geometry tiny --docs 64         # smoke run on CPU
 
 An encoder with XLM-R-base geometry (12 layers, 768 hidden, 12 heads, 3072 FF, 250k vocab; 278M
-parameters — the 284M figure of DESIGN.md §5 includes the pooler) gets random weights and the
+parameters — the 284M figure of the project's GPU target includes the pooler) gets random weights and the
 multilingual-e5-small tokenizer (the same XLM-R 250k unigram vocabulary), saved as a
 sentence-transformers folder. Both sides in the same run:
 

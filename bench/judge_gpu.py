@@ -10,7 +10,7 @@ Both sides see the same model and the same batch shapes in the same run:
   one forward pass, softmax over the score tokens) → committed ``labels`` Parquet shard;
 * **bare forward**: the same token batches straight into ``model(input_ids, logits_to_keep=1)``.
 
-It prints docs/s for both and the ratio (target ≥ 0.75, DESIGN.md §5), plus `generate` mode with 3
+It prints docs/s for both and the ratio (target ≥ 0.75, the project's GPU target), plus `generate` mode with 3
 samples. Weights are random (no hub access on the GPU machines); the tokenizer is a byte-level BPE
 trained here on ../shared/data/german-prose.txt.gz, so the vocabulary is 32k instead of Llama-3's
 128k — that only changes the one-position LM head, not the prefill being measured.

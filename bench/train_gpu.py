@@ -8,8 +8,8 @@ For each model × preset, ``models.train.train`` runs ``--steps`` steps on parag
 and the median of the rest is reported: units (words/tokens) per second, bytes per second and MFU.
 FLOPs are each model's ``flops_per_unit`` (6·P per trained position for every matmul weight plus
 12·n_layer·d·ctx attention, per component; padding and embedding lookups not counted — see
-models/backbone.py), against the device's bf16 peak (989 TFLOP/s H100, 312 A100). Target (DESIGN.md
-§5): ≥ 40% MFU at 100M–1B parameters.
+models/backbone.py), against the device's bf16 peak (989 TFLOP/s H100, 312 A100). Target
+(the project's GPU target): ≥ 40% MFU at 100M–1B parameters.
 """
 
 from __future__ import annotations

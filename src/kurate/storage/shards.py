@@ -1,4 +1,4 @@
-"""The exactly-once shard protocol (DESIGN.md §3).
+"""The exactly-once shard protocol (docs/ARCHITECTURE.md, "Exactly once").
 
 A *unit* is the work one stage does on one input shard. Its name derives from
 (input shard, stage, config hash), so re-running the same work targets the same name. A unit writes

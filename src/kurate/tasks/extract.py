@@ -1,6 +1,6 @@
 """Main-text extraction from HTML, behind one interface.
 
-``trafilatura`` keeps the article and drops boilerplate best (DESIGN.md §6: ~20 docs/s/core);
+``trafilatura`` keeps the article and drops boilerplate best (~20 docs/s/core);
 ``resiliparse`` is ~15× faster and keeps more boilerplate. Pick one in config (``ingest.extractor``).
 """
 

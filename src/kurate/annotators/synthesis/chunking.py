@@ -1,4 +1,4 @@
-"""Paragraph-aligned chunks of a source document that fit the generator's context (DESIGN.md, synthesize)."""
+"""Paragraph-aligned chunks of a source document that fit the generator's context."""
 
 from __future__ import annotations
 

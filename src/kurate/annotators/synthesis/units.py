@@ -1,7 +1,7 @@
 """The synthesize stage's units: one group of source documents rewritten and committed exactly once.
 
 A unit commits ``synthetic`` (accepted rewrites) and ``rejects`` (stage ``synthesize``) together
-under stage ``synthesize-<name>``; ``ShardStore.run_unit`` skips a committed unit (DESIGN.md §3).
+under stage ``synthesize-<name>``; ``ShardStore.run_unit`` skips a committed unit (docs/ARCHITECTURE.md).
 """
 
 from __future__ import annotations
