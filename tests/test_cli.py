@@ -24,9 +24,6 @@ def root(tmp_path_factory, demo_warc):
     return root, result
 
 
-
-
-
 def test_query_formats(root):
     root, result = root
     out = runner.invoke(app, ["query", "select count(*) as n from curated", "--root", root, "--format", "json"])

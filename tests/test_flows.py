@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 from pathlib import Path
 
@@ -11,6 +12,7 @@ import yaml
 from prefect.client.orchestration import get_client
 from typer.testing import CliRunner
 
+from kurate.flows.artifacts import artifact_key
 from kurate.flows.cli import app
 from kurate.flows.config import load_config
 from kurate.flows.curate import curate
@@ -23,7 +25,7 @@ runner = CliRunner()
 def _artifacts(flow_run_id) -> dict:
     with get_client(sync_client=True) as client:
         found = client.read_artifacts()
-    return {a.key: a for a in found if a.flow_run_id == flow_run_id or a.key == "curate-progress"}
+    return {a.key: a for a in found if a.flow_run_id == flow_run_id}
 
 
 @pytest.mark.e2e
@@ -34,12 +36,14 @@ def test_curate_flow_on_ray_commits_publishes_and_skips_on_rerun(prefect_server,
     summary = state.result()
     assert summary["committed"] == 1 and summary["records"] == manifest.responses + manifest.malformed
     artifacts = _artifacts(state.state_details.flow_run_id)
-    assert {"curate-shards", "curate-summary"} <= set(artifacts)
-    table = json.loads(artifacts["curate-shards"].data)
+    key = functools.partial(artifact_key, config.root)  # every key carries the root (tests/test_artifacts.py)
+    assert {key("curate-shards"), key("curate-summary")} <= set(artifacts)
+    table = json.loads(artifacts[key("curate-shards")].data)
     assert table[0]["status"] == "committed" and table[0]["kept"] == summary["curated"]
-    assert {"curate-funnel", "curate-funnel-languages"} <= set(artifacts)
+    assert {key("curate-funnel"), key("curate-funnel-stages"), key("curate-funnel-languages")} <= set(artifacts)
+    assert "data:image/png;base64," in artifacts[key("curate-funnel")].data
     assert (tmp_path / "root" / "reports" / "curate-funnel.png").stat().st_size > 10_000
-    assert "malformed_record" in artifacts["curate-summary"].data
+    assert "malformed_record" in artifacts[key("curate-summary")].data
 
     again = curate(config)
     assert again["committed"] == 0 and again["skipped"] == 1
@@ -59,7 +63,7 @@ def test_kurate_run_pipeline_from_a_yaml_config(prefect_server, ray_local, demo_
     total = runner.invoke(app, ["query", "select (select count(*) from curated) + (select count(*) from rejects) as n", "--root", str(root), "-f", "json"])
     assert json.loads(total.output) == [{"n": manifest.responses + manifest.malformed}]
     status = runner.invoke(app, ["status", "--root", str(root)])
-    assert "stage curate: 1 planned shards, 1 committed, 0 pending" in status.output
+    assert [line.split() for line in status.output.splitlines() if line.startswith("curate ")] == [["curate", "1", "1", "0", "0"]]
 
 
 @pytest.mark.e2e
@@ -108,9 +112,9 @@ def test_status_reports_pending_and_temporary_work(tmp_path, demo_warc):
     store.write_plan("curate", "f" * 16, {done.unit: path, UnitKey("curate", missing, "f" * 16).name: missing})
     store.open_unit(UnitKey("curate-filter", missing, "h"), ["staged"])  # a writer that never finished
     out = runner.invoke(app, ["status", "--root", root])
-    assert "stage curate: 2 planned shards, 1 committed, 1 pending" in out.output
-    assert f"pending: {missing}" in out.output
-    assert "1 uncommitted temporary unit(s)" in out.output
+    assert "pending in stage curate (1 of 2 planned units" in out.output
+    assert f"  {missing}" in out.output
+    assert "temporary units of stage curate-filter" in out.output
 
 
 def test_deployments_for_serve(prefect_server):

@@ -23,7 +23,7 @@ import pyarrow.parquet as pq
 from pydantic import BaseModel, ConfigDict, Field
 
 from kurate.annotators.embedder import Embedder, EmbedderConfig
-from kurate.annotators.heads import HeadConfig, correlations, predict, spearman, split_indices, train_head
+from kurate.annotators.heads import HeadConfig, TrainedHead, correlations, predict, spearman, split_indices, train_head
 from kurate.annotators.head_store import list_annotators, load_annotator, save_annotator
 from kurate.storage.catalog import Catalog
 from kurate.storage.fs import StorageOptions
@@ -34,6 +34,10 @@ STAGE_EMBED = "embed"
 STAGE_SCORE_RAW = "score-raw"
 STAGE_THRESHOLDS = "thresholds"
 STAGE_SCORE = "score"
+# Spearman needs three documents (heads.spearman); a language with fewer in the validation split is
+# evaluated out of fold instead (see held_out_predictions).
+MIN_EVAL_DOCS = 3
+CV_FOLDS = 5
 
 
 class DistillConfig(BaseModel):
@@ -161,12 +165,9 @@ def distill(root: str, judge: str, embedder: EmbedderConfig, config: DistillConf
         if config.train_languages:
             held_out = ~train_mask
             evaluation = {"mode": "cross-lingual", "train_languages": config.train_languages}
+            pred = predict({"h": trained.head}, x[held_out])["h"]
         else:
-            _, val_idx = split_indices(int(train_mask.sum()), head_config.val_fraction, head_config.seed)
-            held_out = np.zeros(len(y), dtype=bool)
-            held_out[val_idx] = True
-            evaluation = {"mode": "held-out validation split"}
-        pred = predict({"h": trained.head}, x[held_out])["h"]
+            evaluation, held_out, pred = held_out_predictions(x, y, languages, trained, head_config)
         metrics = correlations(pred, y[held_out], languages[held_out])
         name = f"{judge}__{embedder_for(embedder).name}{suffix}"
         card = {
@@ -178,6 +179,30 @@ def distill(root: str, judge: str, embedder: EmbedderConfig, config: DistillConf
         save_annotator(root, name, trained.head, card, storage_options)
         cards.append({"name": name, **card})
     return cards
+
+
+def held_out_predictions(x: np.ndarray, y: np.ndarray, languages: np.ndarray, trained: TrainedHead, head_config: HeadConfig
+                         ) -> tuple[dict, np.ndarray, np.ndarray]:
+    """Predictions on documents the head did not train on: (evaluation mode, mask of those documents, predictions).
+
+    The head's own validation split when it holds ``MIN_EVAL_DOCS`` of every language that has that
+    many labels; otherwise (a small sample: 12 demo labels leave 1–2 per language in a 10% split, where
+    Spearman is undefined) every document is predicted by a head trained without its fold (k-fold).
+    """
+    _, val_idx = split_indices(len(y), head_config.val_fraction, head_config.seed)
+    held_out = np.zeros(len(y), dtype=bool)
+    held_out[val_idx] = True
+    present, total = np.unique(languages, return_counts=True)
+    short = [lang for lang, n in zip(present, total) if n >= MIN_EVAL_DOCS and (languages[held_out] == lang).sum() < MIN_EVAL_DOCS]
+    if not short or len(y) < 2 * CV_FOLDS:
+        return {"mode": "held-out validation split"}, held_out, predict({"h": trained.head}, x[held_out])["h"]
+    order = np.random.default_rng(head_config.seed).permutation(len(y))
+    pred = np.empty(len(y), dtype=np.float32)
+    for fold in np.array_split(order, CV_FOLDS):
+        rest = np.setdiff1d(order, fold)
+        pred[fold] = predict({"h": train_head(x[rest], y[rest], head_config).head}, x[fold])["h"]
+    mode = f"{CV_FOLDS}-fold cross-validation (validation split under {MIN_EVAL_DOCS} documents for {', '.join(map(str, short))})"
+    return {"mode": mode}, np.ones(len(y), dtype=bool), pred
 
 
 def head_agreement(root: str, names: list[str], embedder: EmbedderConfig, storage_options: StorageOptions | None = None,

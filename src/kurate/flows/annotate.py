@@ -14,13 +14,17 @@ import functools
 import sys
 
 from prefect import flow, task
-from prefect.artifacts import create_markdown_artifact, create_progress_artifact, create_table_artifact, update_progress_artifact
+from prefect.artifacts import create_progress_artifact, update_progress_artifact
 
-from kurate.annotators.annotate import JudgeWorker, SampleRef, commit_sample, label_report
+from kurate.annotators.annotate import JudgeWorker, SampleRef, commit_sample, judge_hash, label_report, stage_of
 from kurate.annotators.judge import JudgeConfig
+from kurate.flows.artifacts import Report, Table, figure_png, publish_markdown, publish_report, publish_table
 from kurate.flows.config import PipelineConfig, load_config
+from kurate.flows.plots import label_distribution_figure
 from kurate.flows.runner import WorkerResources, in_process_only, map_on_workers
 from kurate.storage.catalog import Catalog
+from kurate.storage.shards import ShardStore, UnitKey
+from kurate.storage.status import record_plan
 
 
 @task(name="sample")
@@ -35,6 +39,8 @@ def sample(config: PipelineConfig) -> SampleRef:
 def label(config: PipelineConfig, judge: JudgeConfig, ref: SampleRef) -> list[dict]:
     """Label every chunk of the sample with one judge (Ray actor pool; in-process for local/memory)."""
     a = config.annotate
+    stage = stage_of(judge.name)  # the plan names the units JudgeWorker.label_unit commits, for `kurate status`
+    record_plan(ShardStore(config.root, config.storage_options), stage, [UnitKey(stage, c, judge_hash(judge)) for c in ref.chunks])
     progress = create_progress_artifact(0.0, key=f"annotate-{judge.name.lower().replace('_', '-').replace('.', '-')}-progress",
                                         description=f"{judge.name}: chunks done")
     results = []
@@ -49,7 +55,8 @@ def label(config: PipelineConfig, judge: JudgeConfig, ref: SampleRef) -> list[di
     map_on_workers(functools.partial(JudgeWorker, judge), ref.chunks,
                    lambda worker, chunk: worker.label_unit(root, ref, chunk, docs_per_unit, storage_options),
                    WorkerResources.for_backend(judge.backend, a.cpus_per_actor), config.ray,
-                   workers=a.actors_per_judge, local=in_process_only(config.root), on_result=done)
+                   workers=a.actors_per_judge, local=in_process_only(config.root), on_result=done,
+                   label=f"annotate {judge.name}", unit="chunks")
     return results
 
 
@@ -70,15 +77,27 @@ def annotate(config: PipelineConfig) -> dict:
     Catalog(config.root, config.storage_options).refresh_file()
     report = label_report(config.root, config.storage_options)
     if report["per_language"]:
-        create_table_artifact(report["per_language"], key="annotate-judges", description="Labels, invalid rate and mean score per judge and language")
+        publish_table(config.root, "annotate-judges", report["per_language"], "Labels, invalid rate and mean score per judge and language")
     if report["histogram"]:
-        create_table_artifact(report["histogram"], key="annotate-histogram", description="Score histogram per judge")
+        publish_table(config.root, "annotate-histogram", report["histogram"], "Score histogram per judge")
+        summary["report"] = publish_label_distribution(config, report["per_language"])
     lines = [f"# annotate: {config.root}", "", f"Sample `{ref.unit}`: {ref.rows} documents.", "",
              "| judge | chunks | labelled now | chunks skipped | invalid |", "|---|---|---|---|---|"]
     lines += [f"| {name} | {s['chunks']} | {s['labelled_now']} | {s['skipped_chunks']} | {s['invalid']} |" for name, s in summary["judges"].items()]
-    create_markdown_artifact("\n".join(lines), key="annotate-summary", description="Annotate summary")
+    publish_markdown(config.root, "annotate-summary", "\n".join(lines), "Annotate summary")
     print(f"[annotate] done: {summary}")
     return summary
+
+
+def publish_label_distribution(config: PipelineConfig, per_language: list[dict]) -> dict:
+    """Valid labels per score, judge and language: picture + tables (Prefect artifact and <root>/reports/)."""
+    rows = Catalog(config.root, config.storage_options).query("""
+        select judge, coalesce(language, '?') as language, cast(round(score) as integer) as score, cast(count(*) as integer) as docs
+        from labels where valid group by all order by judge, language, score""").to_pylist()
+    report = Report(name="annotate-labels", title="annotate: judge label distribution", png=figure_png(label_distribution_figure(rows)),
+                    lines=[f"{sum(r['docs'] for r in rows)} valid labels from {len({r['judge'] for r in rows})} judge(s) on `{config.root}`."],
+                    tables=[Table("Labels per judge and language", per_language), Table("Valid labels per score", rows)])
+    return publish_report(config.root, report, config.storage_options, description="Judge label distribution per language")
 
 
 if __name__ == "__main__":

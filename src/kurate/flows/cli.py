@@ -5,23 +5,74 @@
     kurate query "select count(*) from curated" --root R
     kurate status --root R
     kurate serve                                  # Prefect deployments, served from this process
+
+One error path (``_run``): a failure ends in one line on stderr, what failed and what to do, with
+the exit code of its kind (``kurate.errors``): 2 for a config error, 3 for an input error (an input
+or a root that does not exist), 1 for a runtime failure; ``kurate --debug`` adds the traceback.
+Inputs and roots are checked before a flow starts, so these errors print no Prefect run logs.
 """
 
 from __future__ import annotations
 
+import copy
 import csv
 import io
 import json
+import logging
 import sys
+import traceback
 from enum import Enum
 from pathlib import Path
-from typing import Optional
+from typing import Callable, Optional, TypeVar
 
 import typer
+from typer.core import TyperCommand
 
+from kurate.errors import EXIT_CONFIG, InputError, explain
 from kurate.models.architectures import MODEL_KINDS, PRESETS  # names only: no torch at start-up
 
-app = typer.Typer(no_args_is_help=True, add_completion=False, help="kurate: curated pre-training data from Common Crawl.")
+T = TypeVar("T")
+
+# options that take several values after one flag (`--types wikipedia summary`); repeating the flag
+# works too. The commands that have them take no positional argument the values could swallow.
+SEVERAL_VALUES = frozenset({"input", "judge", "types"})
+
+
+def spread_values(args: list[str], flags: set[str]) -> list[str]:
+    """``--types a b -n 3`` → ``--types a --types b -n 3`` for the flags in ``flags`` (click options
+    take one value per flag); ``--`` ends the spreading."""
+    spread: list[str] = []
+    current, own_value = None, False
+    for i, token in enumerate(args):
+        if token == "--":
+            return spread + args[i:]
+        if token.startswith("-") and len(token) > 1:
+            flag = token.split("=", 1)[0]
+            current = flag if flag in flags else None
+            own_value = current is not None and "=" not in token  # the next token is this flag's own value
+            spread.append(token)
+        elif current is not None and not own_value:
+            spread += [current, token]
+        else:
+            own_value = False
+            spread.append(token)
+    return spread
+
+
+class SeveralValuesCommand(TyperCommand):
+    """A command whose ``SEVERAL_VALUES`` options take every value up to the next option."""
+
+    def parse_args(self, ctx, args: list[str]) -> list[str]:
+        flags = {opt for param in self.params if param.name in SEVERAL_VALUES for opt in param.opts}
+        return super().parse_args(ctx, spread_values(list(args), flags))
+
+
+app = typer.Typer(no_args_is_help=True, add_completion=False,
+                  help="kurate: curated pre-training data from Common Crawl.\n\n"
+                       "A failure ends in one line on stderr; exit codes: 1 runtime failure, 2 config error, 3 input error "
+                       "(an input or a root that does not exist).")
+
+_options = {"debug": False}
 
 
 def _print_version(value: bool) -> None:
@@ -34,10 +85,17 @@ def _print_version(value: bool) -> None:
 
 @app.callback()
 def _main(version: bool = typer.Option(False, "--version", callback=_print_version, is_eager=True,
-                                       help="Print kurate's version and exit.")) -> None:
+                                       help="Print kurate's version and exit."),
+          quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars (log lines stay)."),
+          debug: bool = typer.Option(False, "--debug", help="On a failure, print the traceback (and Prefect's) too.")) -> None:
     """kurate: curated pre-training data from Common Crawl."""
+    from kurate.flows.progress import set_quiet
 
-SetOption = typer.Option(None, "--set", help="Override a config key: --set curate.ingest.extractor=resiliparse (repeatable).")
+    set_quiet(quiet)
+    _options["debug"] = debug
+
+
+SetOption = typer.Option(None, "--set", help="Override a config key: --set curate.ingest.extractor=resiliparse (repeat the flag for more).")
 
 
 class OutputFormat(str, Enum):
@@ -48,7 +106,7 @@ class OutputFormat(str, Enum):
 
 def _fail(message: str) -> None:
     typer.secho(message, fg=typer.colors.RED, err=True)
-    raise typer.Exit(code=2)
+    raise typer.Exit(code=EXIT_CONFIG)
 
 
 def _load(path: Optional[Path], overrides: Optional[list[str]], given: dict | None = None):
@@ -60,6 +118,104 @@ def _load(path: Optional[Path], overrides: Optional[list[str]], given: dict | No
         _fail(str(exc))
 
 
+class _WithoutTraceback(logging.Formatter):
+    """Prefect's console format minus tracebacks: the CLI ends a failure with its own line. The
+    flow run's logs in the Prefect API keep them (a separate handler)."""
+
+    def __init__(self, inner: logging.Formatter):
+        super().__init__()
+        self.inner = inner
+
+    def format(self, record: logging.LogRecord) -> str:
+        if record.exc_info or record.exc_text or record.stack_info:
+            record = copy.copy(record)
+            record.exc_info, record.exc_text, record.stack_info = None, None, None
+        return self.inner.format(record)
+
+
+def _console_without_tracebacks() -> None:
+    for name in ("", "prefect", "uvicorn", "fastapi"):
+        for handler in logging.getLogger(name).handlers:
+            if type(handler).__name__ == "PrefectConsoleHandler" and not isinstance(handler.formatter, _WithoutTraceback):
+                handler.setFormatter(_WithoutTraceback(handler.formatter or logging.Formatter()))
+
+
+def _drain_prefect() -> None:
+    """Let Prefect send its queued logs and events now, so its background workers' notes print
+    before the failure line rather than after it."""
+    if "prefect" not in sys.modules:
+        return
+    try:
+        from prefect.events.worker import EventsWorker
+        from prefect.logging.handlers import APILogWorker
+
+        APILogWorker.drain_all(timeout=5)
+        EventsWorker.drain_all(timeout=5)
+    except Exception:  # noqa: BLE001 - best effort: the failure line matters more
+        pass
+
+
+def _run(command: str, action: Callable[[], T]) -> T:
+    """Run a stage; any failure ends in one line (``kurate.errors.explain``) and its exit code."""
+    from kurate.flows.config import ConfigError
+
+    if not _options["debug"]:
+        _console_without_tracebacks()
+    try:
+        return action()
+    except (typer.Exit, typer.Abort):
+        raise
+    except KeyboardInterrupt:
+        typer.secho(f"kurate {command}: interrupted — committed units are kept; a re-run redoes only the rest", fg=typer.colors.RED, err=True)
+        raise typer.Exit(code=130) from None
+    except Exception as exc:  # noqa: BLE001 - the one place a failure becomes a message
+        if _options["debug"]:
+            traceback.print_exception(exc, file=sys.stderr)
+        if isinstance(exc, ConfigError):
+            _fail(f"kurate {command}: {exc}")
+        failure = explain(exc)
+        _drain_prefect()
+        typer.secho(f"kurate {command}: {failure.line()}", fg=typer.colors.RED, err=True)
+        raise typer.Exit(code=failure.exit_code) from None
+
+
+def _check_inputs(cfg) -> None:
+    """The curate inputs exist (an input error, exit code 3, before any flow starts)."""
+    from kurate.storage.fs import expand_inputs
+
+    expand_inputs(cfg.curate.inputs, cfg.storage_options)
+
+
+def _check_root(root: str, storage_options: dict, writes: bool = False) -> None:
+    """The root can be reached; unless the stage creates it (``writes``), it must hold a kurate root."""
+    from kurate.storage.fs import filesystem
+
+    fs, path = filesystem(root, storage_options)
+    exists = fs.exists(path)  # the first request: an unreachable endpoint or missing credentials fail here
+    if writes:
+        return
+    from kurate.storage.shards import ShardStore
+    from kurate.storage.status import NoRoot, check_root
+
+    try:
+        if not exists:
+            raise NoRoot(root)
+        check_root(ShardStore(root, storage_options))
+    except NoRoot:
+        raise InputError(f"no kurate root at {root}", "check --root (a root an earlier stage wrote, e.g. `kurate curate`)") from None
+
+
+def _preflight(command: str, cfg, stages: list[str]) -> None:
+    """What can be checked before the first flow starts, reported like any other failure."""
+    def check() -> None:
+        starts_with_curate = stages[:1] == ["curate"]
+        if starts_with_curate:
+            _check_inputs(cfg)
+        _check_root(cfg.root, cfg.storage_options, writes=starts_with_curate)
+
+    _run(command, check)
+
+
 @app.command()
 def run(
     config: Path = typer.Argument(..., exists=True, dir_okay=False, help="Pipeline YAML, e.g. configs/demo.yaml."),
@@ -67,32 +223,33 @@ def run(
 ) -> None:
     """Run the whole pipeline (every stage in the config's `stages`)."""
     cfg = _load(config, set_)
+    _preflight("run", cfg, list(cfg.stages))
     from kurate.flows.pipeline import pipeline
 
-    pipeline(cfg)
+    _run("run", lambda: pipeline(cfg))
 
 
-@app.command()
+@app.command(cls=SeveralValuesCommand)
 def curate(
-    input: list[str] = typer.Option(..., "--input", "-i", help="WARC/WET shard URL or glob (local, s3://, https://); repeatable."),
+    input: list[str] = typer.Option(..., "--input", "-i", metavar="URL…",
+                                    help="WARC/WET shard URLs or globs (local, s3://, https://); several after one flag, or repeat the flag."),
     root: str = typer.Option(..., "--root", "-r", help="Output root: directory, s3://bucket/prefix or memory://name."),
     config: Optional[Path] = typer.Option(None, "--config", "-c", exists=True, dir_okay=False, help="YAML config to start from."),
     set_: Optional[list[str]] = SetOption,
 ) -> None:
     """Ingest WARC/WET shards into `curated` and `rejects` under ROOT."""
     cfg = _load(config, set_, {"root": root, "curate": {"inputs": list(input)}})
+    _preflight("curate", cfg, ["curate"])
     from kurate.flows.curate import curate as curate_flow
 
-    try:
-        curate_flow(cfg)
-    except FileNotFoundError as exc:
-        _fail(str(exc))
+    _run("curate", lambda: curate_flow(cfg))
 
 
-@app.command()
+@app.command(cls=SeveralValuesCommand)
 def annotate(
     root: str = typer.Option(..., "--root", "-r", help="Root with committed curated shards."),
-    judge: Optional[list[str]] = typer.Option(None, "--judge", "-j", help="Run only these configured judges (repeatable)."),
+    judge: Optional[list[str]] = typer.Option(None, "--judge", "-j", metavar="NAME…",
+                                              help="Run only these configured judges (several after one flag, or repeat the flag)."),
     per_language: Optional[int] = typer.Option(None, "--per-language", "-n", help="Documents sampled per language."),
     config: Optional[Path] = typer.Option(None, "--config", "-c", exists=True, dir_okay=False, help="YAML config to start from."),
     set_: Optional[list[str]] = SetOption,
@@ -107,22 +264,18 @@ def annotate(
             cfg.annotate.judges = [cfg.annotate.judge(name) for name in judge]
         except KeyError as exc:
             _fail(str(exc.args[0]))
+    _preflight("annotate", cfg, ["annotate"])
     from kurate.flows.annotate import annotate as annotate_flow
 
-    try:
-        annotate_flow(cfg)
-    except RuntimeError as exc:
-        _fail(str(exc))
+    _run("annotate", lambda: annotate_flow(cfg))
 
 
-def _run_stage(flow_name: str, root: str, config: Optional[Path], set_: Optional[list[str]]) -> None:
+def _run_jql(flow_name: str, root: str, config: Optional[Path], set_: Optional[list[str]]) -> None:
     cfg = _load(config, set_, {"root": root})
+    _preflight(flow_name, cfg, [flow_name])
     import kurate.flows.jql
 
-    try:
-        getattr(kurate.flows.jql, flow_name)(cfg)
-    except (RuntimeError, FileNotFoundError) as exc:
-        _fail(str(exc))
+    _run(flow_name, lambda: getattr(kurate.flows.jql, flow_name)(cfg))
 
 
 @app.command()
@@ -132,7 +285,7 @@ def distill(
     set_: Optional[list[str]] = SetOption,
 ) -> None:
     """Embed curated documents and train one JQL head per judge (registered under ROOT/annotators/)."""
-    _run_stage("distill", root, config, set_)
+    _run_jql("distill", root, config, set_)
 
 
 @app.command()
@@ -142,13 +295,15 @@ def score(
     set_: Optional[list[str]] = SetOption,
 ) -> None:
     """Score every curated document with every head and keep those above per-head quantile thresholds."""
-    _run_stage("score", root, config, set_)
+    _run_jql("score", root, config, set_)
 
 
-@app.command()
+@app.command(cls=SeveralValuesCommand)
 def synthesize(
     root: str = typer.Option(..., "--root", "-r", help="Root with committed curated shards (kept ones are used when scores exist)."),
-    types: Optional[list[str]] = typer.Option(None, "--types", "-t", help="Prompt types: wikipedia, summary, qa, list, simple (repeatable)."),
+    types: Optional[list[str]] = typer.Option(None, "--types", "-t", metavar="TYPE…",
+                                              help="Prompt types: wikipedia, summary, qa, list, simple (several after one flag, "
+                                                   "or repeat the flag)."),
     max_docs: Optional[int] = typer.Option(None, "--max-docs", "-n", help="At most this many source documents."),
     config: Optional[Path] = typer.Option(None, "--config", "-c", exists=True, dir_okay=False, help="YAML config to start from."),
     set_: Optional[list[str]] = SetOption,
@@ -163,12 +318,10 @@ def synthesize(
     if synth:
         given["synthesize"] = synth
     cfg = _load(config, set_, given)
+    _preflight("synthesize", cfg, ["synthesize"])
     from kurate.flows.synthesize import synthesize as synthesize_flow
 
-    try:
-        synthesize_flow(cfg)
-    except (RuntimeError, FileNotFoundError, ValueError) as exc:
-        _fail(str(exc))
+    _run("synthesize", lambda: synthesize_flow(cfg))
 
 
 # the choices of --model and --preset come from the registry (models/architectures.py)
@@ -190,12 +343,10 @@ def train(
     (train.num_workers DDP ranks). A typo under --set train.overrides.… is a config error (exit code 2)."""
     chosen = {key: choice.value for key, choice in (("model", model), ("preset", preset)) if choice is not None}
     cfg = _load(config, set_, {"root": root, "train": chosen})
+    _preflight("train", cfg, ["train"])
     from kurate.flows.train import train_local
 
-    try:
-        train_local(cfg)
-    except (RuntimeError, ValueError) as exc:
-        _fail(str(exc))
+    _run("train", lambda: train_local(cfg))
 
 
 @app.command()
@@ -217,12 +368,10 @@ def continual(
     if compare:
         given["continual"]["compare"] = True
     cfg = _load(config, set_, given)
+    _preflight("continual", cfg, ["continual"])
     from kurate.flows.continual import continual_local
 
-    try:
-        continual_local(cfg)
-    except (RuntimeError, ValueError) as exc:
-        _fail(str(exc))
+    _run("continual", lambda: continual_local(cfg))
 
 
 @app.command()
@@ -236,7 +385,7 @@ def generate(
     """Sample a continuation of PROMPT from a trained checkpoint."""
     from kurate.models.checkpoint import generate_text
 
-    typer.echo(generate_text(str(checkpoint), prompt, max_new, temperature, seed))
+    typer.echo(_run("generate", lambda: generate_text(str(checkpoint), prompt, max_new, temperature, seed)))
 
 
 def _storage_options(config: Optional[Path]) -> dict:
@@ -256,8 +405,10 @@ def query(
     """Run read-only SQL over the committed shards (SELECT/EXPLAIN only)."""
     from kurate.storage.catalog import Catalog, QueryRefused
 
+    storage_options = _storage_options(config)
+    _run("query", lambda: _check_root(root, storage_options))
     try:
-        result = Catalog(root, _storage_options(config)).query(sql)
+        result = Catalog(root, storage_options).query(sql)
     except QueryRefused as exc:
         _fail(f"query refused: {exc}")
     except Exception as exc:  # noqa: BLE001 - SQL errors are the user's to read
@@ -297,28 +448,13 @@ def status(
     root: str = typer.Option(..., "--root", "-r", help="The root to describe."),
     config: Optional[Path] = typer.Option(None, "--config", "-c", exists=True, dir_okay=False, help="Config with storage_options."),
 ) -> None:
-    """List datasets (committed shards, rows, bytes) and pending work under ROOT."""
-    from kurate.storage.catalog import Catalog
+    """List datasets (committed units, rows, bytes) and every stage's committed, pending and temporary
+    units under ROOT. Read-only: writes nothing; a ROOT that holds no kurate root is an error (exit code 3)."""
+    from kurate.storage.status import render, root_status
 
-    catalog = Catalog(root, _storage_options(config))
-    typer.echo(f"root: {root}")
-    typer.echo(f"{'dataset':<12} {'shards':>7} {'rows':>10} {'bytes':>12}")
-    for s in catalog.status():
-        typer.echo(f"{s.dataset:<12} {s.shards:>7} {s.rows:>10} {s.bytes:>12}")
-    store = catalog.store
-    committed = {m.unit for m in store.manifests()}
-    for plan in store.plans():
-        pending = sorted(set(plan["units"]) - committed)
-        typer.echo(f"stage {plan['stage']}: {len(plan['units'])} planned shards, {len(plan['units']) - len(pending)} committed, {len(pending)} pending")
-        for unit in pending[:20]:
-            typer.echo(f"  pending: {plan['units'][unit]}")
-    tmp = store.pending_tmp()
-    if tmp:
-        typer.echo(f"{len(tmp)} uncommitted temporary unit(s) (in flight, or left by a killed run; a re-run replaces them):")
-        for name in tmp[:20]:
-            typer.echo(f"  {name}")
-    if catalog.is_local:
-        catalog.refresh_file()
+    described = _run("status", lambda: root_status(root, _storage_options(config)))  # no root: NoRoot, an input error
+    for line in render(described):
+        typer.echo(line)
 
 
 @app.command()
@@ -330,7 +466,7 @@ def serve(
     cfg = _load(config, [])
     from kurate.flows.deployments import serve_deployments
 
-    serve_deployments(cfg, cron)
+    _run("serve", lambda: serve_deployments(cfg, cron))
 
 
 def main() -> None:

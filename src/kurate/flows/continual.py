@@ -29,8 +29,9 @@ import sys
 from pathlib import Path
 
 from prefect import flow, task
-from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
+from kurate.errors import PreconditionError
+from kurate.flows.artifacts import Report, Table, figure_png, publish_markdown, publish_report, publish_table
 from kurate.flows.config import PipelineConfig, TrainStageConfig, load_config
 from kurate.flows.train import commit_metrics, job_client, run_ray_job, stop_jobs
 from kurate.storage.fs import StorageOptions
@@ -57,7 +58,7 @@ def read_docs(root: str, dataset: str, languages: list[str], split: str, eval_fr
     store = ShardStore(root, storage_options)
     files = [o.path for m in store.current_manifests() for o in m.outputs if o.dataset == dataset and o.rows]
     if not files:
-        raise RuntimeError(f"no committed {dataset!r} shards under {root}: run the stage that makes them first")
+        raise PreconditionError(f"no committed {dataset!r} shards under {root}", "run the stage that makes them first")
     docs = []
     for path in files:
         with store.fs.open(store.url(path), "rb") as f:
@@ -131,7 +132,7 @@ def run_continual(config: PipelineConfig) -> dict:
     c, root, so = config.continual, config.root, config.storage_options
     ckpt = checkpoint_of(config)
     if not os.path.exists(os.path.join(ckpt, "config.json")):
-        raise RuntimeError(f"no checkpoint at {ckpt}: train first or pass --checkpoint")
+        raise PreconditionError(f"no checkpoint at {ckpt}", "run `kurate train` first or pass --checkpoint")
     model, codec, cfg = load_checkpoint(ckpt)
     old = read_docs(root, c.old, c.old_languages, "train", c.eval_fraction, so)
     candidates = sorted(random.Random(c.seed).sample(old, min(c.candidates, len(old))))
@@ -173,10 +174,10 @@ def run_continual(config: PipelineConfig) -> dict:
 
 
 def publish(config: PipelineConfig, result: dict) -> None:
-    """Prefect artifacts: the run's summary, and the comparison table + plot when there is one."""
+    """Prefect artifacts: the run's summary, and the comparison picture + table when there is one."""
     from kurate.models.continual import plot_comparison
 
-    key = "continual-" + result["run"].lower().replace("_", "-").replace(".", "-")
+    run = f"continual-{result['run']}"
     fmt = lambda v: "n/a" if v is None else f"{v:.4f}"  # noqa: E731
     lines = [f"# continual {result['run']}", "",
              f"Replay buffer: {result['buffer_docs']} documents, {result['kept_units']} kept units "
@@ -185,12 +186,16 @@ def publish(config: PipelineConfig, result: dict) -> None:
              f"| old ({config.continual.old}) | {fmt(result['old_bpb_before'])} | {fmt(result['old_bpb_after'])} |",
              f"| new ({config.continual.new}) | {fmt(result['new_bpb_before'])} | {fmt(result['new_bpb_after'])} |"]
     if result.get("comparison"):
-        plot = plot_comparison(result["comparison"], result["checkpoint"].rsplit("/checkpoint", 1)[0] + "-compare.png")
-        create_table_artifact([{k: (round(v, 4) if isinstance(v, float) else v) for k, v in r.items()}
-                               for r in result["comparison"]], key=f"{key}-compare",
-                              description="Replay arms: old/new bits/byte and change vs the checkpoint")
-        lines += ["", f"Comparison plot: `{plot}`"]
-    create_markdown_artifact("\n".join(lines), key=key, description="Continual training summary")
+        table = [{k: (round(v, 4) if isinstance(v, float) else v) for k, v in r.items()} for r in result["comparison"]]
+        publish_table(config.root, f"{run}-compare-table", table, "Replay arms: old/new bits/byte and change vs the checkpoint")
+        report = Report(name=f"{run}-compare", title=f"continual {result['run']}: replay arms compared",
+                        png=figure_png(plot_comparison(result["comparison"])),
+                        lines=[f"Each arm continues the same checkpoint on `{config.continual.new}` with the same steps and seed; "
+                               "Δ is held-out bits/byte after minus before (old domain up = forgetting)."],
+                        tables=[Table("Arms", table)])
+        published = publish_report(config.root, report, config.storage_options, description="Continual training: replay arms compared")
+        lines += ["", f"Comparison: artifact `{published['key']}`, `{published['html']}`"]
+    publish_markdown(config.root, run, "\n".join(lines), "Continual training summary")
 
 
 @flow(name="continual-local", log_prints=True)

@@ -18,8 +18,9 @@ import sys
 from collections import Counter
 
 from prefect import flow, task
-from prefect.artifacts import create_markdown_artifact, create_progress_artifact, create_table_artifact, update_progress_artifact
+from prefect.artifacts import create_progress_artifact, update_progress_artifact
 
+from kurate.flows.artifacts import publish_markdown, publish_table
 from kurate.flows.config import PipelineConfig, load_config
 from kurate.flows.report import publish_funnel
 from kurate.flows.runner import ShardOutcome, Throughput, in_process_only, run_per_shard
@@ -54,7 +55,8 @@ def _progress(label: str, progress_id, throughput: Throughput):
 def _run_shards(config: PipelineConfig, label: str, fn, items: list[str], args_for) -> list[dict]:
     local = in_process_only(config.root)
     progress_id = create_progress_artifact(progress=0.0, key=f"curate-{label}-progress", description=f"{label}: shards done")
-    outcomes = run_per_shard(fn, items, args_for, config.ray, on_progress=_progress(label, progress_id, Throughput()), local=local)
+    outcomes = run_per_shard(fn, items, args_for, config.ray, on_progress=_progress(label, progress_id, Throughput()), local=local,
+                             label=f"curate {label}")
     rows = []
     for outcome in outcomes:
         if outcome.error is not None:
@@ -157,8 +159,8 @@ def curate(config: PipelineConfig) -> dict:
     catalog_file = refresh_catalog(config)
     summary = summarize(final_rows)
     table = [{k: v for k, v in row.items() if k != "reasons"} | {"reasons": str(row.get("reasons", ""))} for row in final_rows]
-    create_table_artifact(table, key="curate-shards", description="Per-shard counts of this curate run")
-    create_markdown_artifact(_markdown(config.root, summary, final_rows), key="curate-summary", description="Curate summary")
+    publish_table(config.root, "curate-shards", table, "Per-shard counts of this curate run")
+    publish_markdown(config.root, "curate-summary", _markdown(config.root, summary, final_rows), "Curate summary")
     if config.curate.report:
         summary["report"] = publish_funnel(config.root, config.storage_options)
     print(f"[curate] done: {summary}")

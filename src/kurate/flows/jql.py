@@ -13,14 +13,17 @@ from __future__ import annotations
 import sys
 
 from prefect import flow, task
-from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
-from kurate.annotators.jql import (STAGE_SCORE_RAW, commit_thresholds, curated_units, distill as distill_judge, embed_shard,
-                            finalize_scores, head_agreement, registered, score_hash, score_shard)
+from kurate.annotators.jql import (STAGE_EMBED, STAGE_SCORE_RAW, commit_thresholds, curated_units, distill as distill_judge, embed_key,
+                            embed_shard, finalize_scores, head_agreement, registered, score_hash, score_shard)
+from kurate.errors import PreconditionError
+from kurate.flows.artifacts import Report, Table, figure_png, publish_report, publish_table
 from kurate.flows.config import PipelineConfig, load_config
+from kurate.flows.plots import score_histogram_figure, spearman_figure
 from kurate.flows.runner import in_process_only, run_per_shard
 from kurate.storage.catalog import Catalog
 from kurate.storage.shards import ShardStore, UnitKey
+from kurate.storage.status import record_plan
 
 
 def _check(label: str, outcomes) -> list[dict]:
@@ -35,9 +38,10 @@ def embed(config: PipelineConfig) -> list[dict]:
     """Embed every curated shard once per embedder (stored as float16, reused by distill and score)."""
     units = [m.unit for m in curated_units(ShardStore(config.root, config.storage_options))]
     if not units:
-        raise RuntimeError(f"{config.root} has no committed curated shards: run `kurate curate` first")
+        raise PreconditionError(f"{config.root} has no committed curated shards", "run `kurate curate` first")
+    record_plan(ShardStore(config.root, config.storage_options), STAGE_EMBED, [embed_key(u, config.jql.embedder) for u in units])
     results = _check("embed", run_per_shard(embed_shard, units, (config.root, config.jql.embedder, config.storage_options),
-                                            config.ray, local=in_process_only(config.root), gpus=config.jql.gpus_per_task))
+                                            config.ray, local=in_process_only(config.root), gpus=config.jql.gpus_per_task, label="embed"))
     print(f"[jql:embed] {len(results)} shards, {sum(r['docs'] for r in results if not r['skipped'])} documents embedded now, "
           f"{sum(1 for r in results if r['skipped'])} shards reused")
     return results
@@ -50,7 +54,7 @@ def distill(config: PipelineConfig) -> dict:
     judges = config.jql.distill.judges or [r["judge"] for r in Catalog(config.root, config.storage_options).query(
         "select distinct judge from labels where valid order by 1").to_pylist()]
     if not judges:
-        raise RuntimeError(f"{config.root} has no valid labels: run `kurate annotate` first")
+        raise PreconditionError(f"{config.root} has no valid labels", "run `kurate annotate` first")
     cards = []
     for judge in judges:
         cards += distill_judge(config.root, judge, config.jql.embedder, config.jql.distill, config.storage_options)
@@ -61,47 +65,22 @@ def distill(config: PipelineConfig) -> dict:
         evaluation = card["evaluation"]
         rows.append({"annotator": card["name"], "language": "overall", **evaluation["overall"]})
         rows += [{"annotator": card["name"], "language": lang, **m} for lang, m in evaluation.get("per_language", {}).items()]
-    create_table_artifact(rows, key="distill-evaluation", description="Held-out Spearman/Kendall per annotator and language")
+    publish_table(config.root, "distill-evaluation", rows, "Held-out Spearman/Kendall per annotator and language")
     if agreement:
-        create_table_artifact(agreement, key="distill-agreement", description="Spearman between heads on stored embeddings")
-    _plot(config, cards)
+        publish_table(config.root, "distill-agreement", agreement, "Spearman between heads on stored embeddings")
+    report = publish_spearman(config, cards, rows)
     print(f"[distill] {len(cards)} annotators: " + ", ".join(f"{c['name']} (ρ={c['evaluation']['overall']['spearman']:.3f})" for c in cards))
-    return {"annotators": names, "evaluation": rows, "agreement": agreement}
+    return {"annotators": names, "evaluation": rows, "agreement": agreement, "report": report}
 
 
-def _plot(config: PipelineConfig, cards: list[dict]) -> None:
-    """Per-language Spearman bar chart under <root>/reports/ and as a markdown artifact."""
-    import io
-
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(8, 3.5))
-    width = 0.8 / max(len(cards), 1)
-    languages = sorted({lang for c in cards for lang in c["evaluation"].get("per_language", {})})
-    for i, card in enumerate(cards):
-        per = card["evaluation"].get("per_language", {})
-        ax.bar([j + i * width for j in range(len(languages))], [per.get(lang, {}).get("spearman") or 0 for lang in languages],
-               width, label=card["name"])
-    ax.set_xticks([j + 0.4 - width / 2 for j in range(len(languages))], languages)
-    ax.set_ylabel("held-out Spearman")
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=100)
-    plt.close(fig)
-    store = ShardStore(config.root, config.storage_options)
-    store.fs.makedirs(f"{store.path}/reports", exist_ok=True)
-    store.fs.pipe_file(f"{store.path}/reports/distill-spearman.png", buffer.getvalue())
-    lines = ["# distill: held-out Spearman per language", "", f"Plot: `{store.url('reports', 'distill-spearman.png')}`", "",
-             "| annotator | " + " | ".join(languages) + " | overall |", "|---" * (len(languages) + 2) + "|"]
-    for card in cards:
-        per = card["evaluation"].get("per_language", {})
-        cells = [f"{per[lang]['spearman']:.3f}" if lang in per and per[lang]["spearman"] == per[lang]["spearman"] else "–" for lang in languages]
-        lines.append(f"| {card['name']} | " + " | ".join(cells) + f" | {card['evaluation']['overall']['spearman']:.3f} |")
-    create_markdown_artifact("\n".join(lines), key="distill-summary", description="Distill summary")
+def publish_spearman(config: PipelineConfig, cards: list[dict], rows: list[dict]) -> dict:
+    """Held-out Spearman per language and head: picture + table (Prefect artifact and <root>/reports/)."""
+    modes = sorted({c["evaluation"]["mode"] for c in cards})
+    report = Report(name="distill-spearman", title="distill: held-out Spearman per language",
+                    png=figure_png(spearman_figure(cards)),
+                    lines=[f"Evaluation: {'; '.join(modes)}. Labels per head: {', '.join(str(c['training_labels']) for c in cards)}."],
+                    tables=[Table("Spearman and Kendall per head and language", rows)])
+    return publish_report(config.root, report, config.storage_options, description="Held-out Spearman per language and head")
 
 
 @flow(name="score", log_prints=True)
@@ -112,11 +91,12 @@ def score(config: PipelineConfig) -> dict:
     names = registered(config.root, s.annotators, config.storage_options)
     heads_hash = score_hash(names, config.root, config.storage_options)
     units = [m.unit for m in curated_units(ShardStore(config.root, config.storage_options))]
+    record_plan(ShardStore(config.root, config.storage_options), STAGE_SCORE_RAW, [UnitKey(STAGE_SCORE_RAW, u, heads_hash) for u in units])
     _check("score", run_per_shard(score_shard, units, (config.root, names, config.jql.embedder, heads_hash, config.storage_options),
-                                  config.ray, local=in_process_only(config.root), gpus=config.jql.gpus_per_task))
+                                  config.ray, local=in_process_only(config.root), gpus=config.jql.gpus_per_task, label="score"))
     thresholds = commit_thresholds(config.root, [UnitKey(STAGE_SCORE_RAW, u, heads_hash) for u in units], s, config.storage_options)
     results = _check("finalize", run_per_shard(finalize_scores, units, (config.root, names, heads_hash, thresholds, s, config.storage_options),
-                                               config.ray, local=in_process_only(config.root)))
+                                               config.ray, local=in_process_only(config.root), label="score finalize"))
     catalog = Catalog(config.root, config.storage_options)
     catalog.refresh_file()
     version = thresholds.config_hash
@@ -129,10 +109,29 @@ def score(config: PipelineConfig) -> dict:
                              [version]).fetch_arrow_table().to_pylist()
     finally:
         con.close()
-    create_table_artifact(share, key="score-kept", description="Share of documents kept per language")
-    create_table_artifact(values, key="score-thresholds", description="Per-head thresholds")
+    publish_table(config.root, "score-kept", share, "Share of documents kept per language")
+    publish_table(config.root, "score-thresholds", values, "Per-head thresholds")
+    publish_score_histograms(config, names, version, share, values)
     print(f"[score] {sum(r['docs'] for r in results)} documents scored by {len(names)} heads; kept per language: {share}")
     return {"annotators": names, "thresholds_version": version, "kept": share, "thresholds": values}
+
+
+def publish_score_histograms(config: PipelineConfig, names: list[str], version: str, share: list[dict], thresholds: list[dict]) -> dict:
+    """Histogram of every head's scores per language with its keep threshold marked (artifact + <root>/reports/)."""
+    columns = ", ".join(f'"{n}"' for n in names)  # head names are registered annotator names (no quotes)
+    rows = Catalog(config.root, config.storage_options).query(
+        f"select language, {columns} from scores where thresholds_version = ?", [version]).to_pylist()
+    values: dict[tuple[str, str], list[float]] = {}
+    for row in rows:
+        for name in names:
+            values.setdefault((name, row["language"] or "?"), []).append(row[name])
+    limits = {(t["annotator"], t["language"]): t["value"] for t in thresholds}
+    quantiles = sorted({t["quantile"] for t in thresholds})
+    report = Report(name="score-histograms", title="score: head scores per language", png=figure_png(score_histogram_figure(values, limits)),
+                    lines=[f"{len(rows)} documents, {len(names)} heads; keep rule `{config.jql.score.keep}` at quantile "
+                           f"{', '.join(map(str, quantiles))} ({'per language' if config.jql.score.per_language else 'corpus-wide'})."],
+                    tables=[Table("Kept per language", share), Table("Thresholds", thresholds)])
+    return publish_report(config.root, report, config.storage_options, description="Head score histograms with the keep thresholds")
 
 
 if __name__ == "__main__":

@@ -2,7 +2,8 @@
 actors), or both in this process (docs/ARCHITECTURE.md, "Where things run").
 
 Prefect stays at the edge: a flow calls ``run_per_shard`` or ``map_on_workers`` from one coarse task
-and gets back small results. ``run_per_shard`` reports a shard that raises as its outcome, so the
+and gets back small results, with what the Ray workers printed (re-printed inside the task, so it
+is in the flow run's logs) and a progress bar in the terminal (``flows/progress.py``). ``run_per_shard`` reports a shard that raises as its outcome, so the
 others go on and a re-run redoes only what did not commit. A worker declares what it reserves
 (``WorkerResources``); GPUs are only asked for when the cluster has them, so the same code runs on
 a CPU-only cluster.
@@ -10,13 +11,16 @@ a CPU-only cluster.
 
 from __future__ import annotations
 
+import io
 import os
 import time
 import traceback
+from contextlib import contextmanager, redirect_stderr, redirect_stdout
 from dataclasses import dataclass
-from typing import Any, Callable, Sequence, TypeVar
+from typing import Any, Callable, Iterator, Sequence, TypeVar
 
 from kurate.flows.config import RayConfig
+from kurate.flows.progress import progress_bar
 from kurate.storage.fs import protocol_of
 
 W = TypeVar("W")
@@ -29,6 +33,7 @@ class ShardOutcome:
     input: str
     result: Any = None
     error: str | None = None
+    output: str = ""  # what the Ray task printed (forwarded to the driver's log)
 
 
 ProgressCallback = Callable[[int, int, list[ShardOutcome]], None]
@@ -78,11 +83,58 @@ def cluster_has_gpus() -> bool:
     return ray.cluster_resources().get("GPU", 0) > 0
 
 
-def _call(fn: Callable, item: str, args: tuple) -> ShardOutcome:
-    try:
-        return ShardOutcome(item, fn(item, *args))
-    except Exception as exc:  # noqa: BLE001 - reported per shard, never swallowed
-        return ShardOutcome(item, error=f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=4)}")
+class _Capture:
+    """What this worker process prints (stdout and stderr), kept until the driver takes it.
+
+    One buffer for the process's life: a library that binds a logging handler to ``sys.stderr``
+    while a call is captured keeps writing into the same buffer on later calls."""
+
+    def __init__(self) -> None:
+        self.buffer = io.StringIO()
+
+    @contextmanager
+    def active(self) -> Iterator[None]:
+        with redirect_stdout(self.buffer), redirect_stderr(self.buffer):
+            yield
+
+    def take(self) -> str:
+        text = self.buffer.getvalue()
+        self.buffer.seek(0)
+        self.buffer.truncate()
+        return text
+
+
+_WORKER_OUTPUT = _Capture()  # per Ray worker process (Ray tasks run one at a time in a worker)
+
+
+def forward_output(text: str, source: str) -> None:
+    """Print a worker's captured output on the driver, one line each, tagged with where it ran.
+
+    Called inside the Prefect task, whose ``log_prints`` turns every line into a log line of the
+    flow run; carriage-return updates (download bars) keep only their last state."""
+    for raw in text.replace("\r\n", "\n").split("\n"):
+        line = raw.split("\r")[-1].rstrip()
+        if line:
+            print(f"[{source}] {line}", flush=True)
+
+
+def _call(fn: Callable, item: str, args: tuple, capture: bool = False) -> ShardOutcome:
+    def run() -> ShardOutcome:
+        try:
+            return ShardOutcome(item, fn(item, *args))
+        except Exception as exc:  # noqa: BLE001 - reported per shard, never swallowed
+            return ShardOutcome(item, error=f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=4)}")
+
+    if not capture:
+        return run()
+    with _WORKER_OUTPUT.active():
+        outcome = run()
+    outcome.output = _WORKER_OUTPUT.take()
+    return outcome
+
+
+def _short(item: str) -> str:
+    return str(item).rstrip("/").rsplit("/", 1)[-1]
 
 
 def run_per_shard(
@@ -93,46 +145,81 @@ def run_per_shard(
     on_progress: ProgressCallback | None = None,
     local: bool = False,
     gpus: float = 0,
+    label: str | None = None,
 ) -> list[ShardOutcome]:
     """Apply ``fn(item, *args)`` to every item (one Ray task each, ``config.cpus_per_shard`` CPUs and
-    ``gpus`` GPUs when the cluster has them); results in the order of ``items``."""
+    ``gpus`` GPUs when the cluster has them); results in the order of ``items``.
+
+    A progress bar (``label``, default the function's name) counts the shards in the terminal; what
+    a Ray task prints comes back with its outcome and is printed here, tagged with the shard."""
+    label = label or fn.__name__.replace("_", " ")
     done: list[ShardOutcome] = []
-    if local or config.executor == "local":
-        for item in items:
-            done.append(_call(fn, item, args))
-            if on_progress:
-                on_progress(len(done), len(items), done)
-        return done
 
-    import ray
-
-    ensure_ray(config)
-    resources = WorkerResources(cpus=config.cpus_per_shard, gpus=gpus if cluster_has_gpus() else 0)
-    remote = ray.remote(_call).options(num_cpus=resources.cpus, num_gpus=resources.gpus, max_retries=config.max_retries)
-    pending = {remote.remote(fn, item, args): item for item in items}
-    while pending:
-        ready, _ = ray.wait(list(pending), num_returns=1, timeout=5.0)
-        for ref in ready:
-            item = pending.pop(ref)
-            try:
-                done.append(ray.get(ref))
-            except Exception as exc:  # noqa: BLE001 - the worker died beyond its retries
-                done.append(ShardOutcome(item, error=f"{type(exc).__name__}: {exc}"))
-        if ready and on_progress:
+    def arrived(outcome: ShardOutcome, bar) -> None:
+        done.append(outcome)
+        if outcome.output:
+            forward_output(outcome.output, f"{label} {_short(outcome.input)}")
+        failed = sum(1 for o in done if o.error is not None)
+        bar.advance(1, info=f"{failed} failed" if failed else "")
+        if on_progress:
             on_progress(len(done), len(items), done)
+
+    with progress_bar(label, len(items), "shards") as bar:
+        if local or config.executor == "local":
+            for item in items:
+                arrived(_call(fn, item, args), bar)
+            return done
+
+        import ray
+
+        ensure_ray(config)
+        resources = WorkerResources(cpus=config.cpus_per_shard, gpus=gpus if cluster_has_gpus() else 0)
+        remote = ray.remote(_call).options(num_cpus=resources.cpus, num_gpus=resources.gpus, max_retries=config.max_retries)
+        pending = {remote.remote(fn, item, args, True): item for item in items}
+        while pending:
+            ready, _ = ray.wait(list(pending), num_returns=1, timeout=5.0)
+            for ref in ready:
+                item = pending.pop(ref)
+                try:
+                    outcome = ray.get(ref)
+                except Exception as exc:  # noqa: BLE001 - the worker died beyond its retries
+                    outcome = ShardOutcome(item, error=f"{type(exc).__name__}: {exc}")
+                arrived(outcome, bar)
     order = {item: i for i, item in enumerate(items)}
     return sorted(done, key=lambda o: order[o.input])
 
 
 class WorkerHost:
-    """A Ray actor that builds one worker (its model loads once) and applies ``call`` to each item."""
+    """A Ray actor that builds one worker (its model loads once) and applies ``call`` to each item.
+
+    What the worker prints while it is built and while it runs is captured and handed to the driver
+    with each result (``run``), or on request after a call failed (``take_output``), so model
+    conversion messages and tracebacks reach the flow run's logs. A worker that fails to build
+    keeps the actor alive and fails every call with the build's exception."""
 
     def __init__(self, make_worker: Callable[[], W], call: Callable[[W, T], R]):
-        self.worker = make_worker()
         self.call = call
+        self.worker, self.failed = None, None
+        with _WORKER_OUTPUT.active():
+            try:
+                self.worker = make_worker()
+            except Exception as exc:  # noqa: BLE001 - raised again by every run(), its traceback forwarded
+                traceback.print_exc()
+                self.failed = exc
 
-    def run(self, item: T) -> R:
-        return self.call(self.worker, item)
+    def run(self, item: T) -> tuple[str, R]:
+        with _WORKER_OUTPUT.active():
+            if self.failed is not None:
+                raise self.failed
+            try:
+                result = self.call(self.worker, item)
+            except Exception:
+                traceback.print_exc()  # the worker's own traceback, for the flow run's logs
+                raise
+        return _WORKER_OUTPUT.take(), result
+
+    def take_output(self) -> str:
+        return _WORKER_OUTPUT.take()
 
 
 def map_on_workers(
@@ -144,37 +231,61 @@ def map_on_workers(
     workers: int = 1,
     local: bool = False,
     on_result: Callable[[R], None] | None = None,
+    label: str | None = None,
+    unit: str = "units",
 ) -> list[R]:
     """``call(worker, item)`` for every item, on workers built by ``make_worker``; results in the order
     they finish (each also passed to ``on_result`` as it arrives).
 
-    In this process (one worker) when ``local`` or ``executor: local``; else a Ray ``ActorPool`` of up
-    to ``workers`` actors (never more than items), each reserving ``resources``. A call that raises
-    stops the map: workers hold units that commit or not as a whole, so a re-run redoes the rest."""
+    In this process (one worker) when ``local`` or ``executor: local``; else up to ``workers`` Ray
+    actors (never more than items), each reserving ``resources`` and taking the next item when it
+    is free. A call that raises stops the map (after its output and traceback are printed here):
+    workers hold units that commit or not as a whole, so a re-run redoes the rest. A progress bar
+    (``label``, default the worker's name) counts the items in ``unit``."""
     results: list[R] = []
-
-    def collect(result: R) -> None:
-        results.append(result)
-        if on_result is not None:
-            on_result(result)
+    label = label or getattr(make_worker, "func", make_worker).__name__
 
     if not items:
         return results
-    if local or config.executor == "local":
-        worker = make_worker()
-        for item in items:
-            collect(call(worker, item))
-        return results
+    with progress_bar(label, len(items), unit) as bar:
+        def collect(result: R) -> None:
+            results.append(result)
+            bar.advance(1)
+            if on_result is not None:
+                on_result(result)
 
-    import ray
-    from ray.util import ActorPool
+        if local or config.executor == "local":
+            worker = make_worker()
+            for item in items:
+                collect(call(worker, item))
+            return results
 
-    ensure_ray(config)
-    gpus = resources.gpus if cluster_has_gpus() else 0
-    host = ray.remote(WorkerHost).options(num_cpus=resources.cpus, num_gpus=gpus)
-    pool = ActorPool([host.remote(make_worker, call) for _ in range(max(1, min(workers, len(items))))])
-    for result in pool.map_unordered(lambda actor, item: actor.run.remote(item), items):
-        collect(result)
+        import ray
+
+        ensure_ray(config)
+        gpus = resources.gpus if cluster_has_gpus() else 0
+        host = ray.remote(WorkerHost).options(num_cpus=resources.cpus, num_gpus=gpus)
+        actors = [host.remote(make_worker, call) for _ in range(max(1, min(workers, len(items))))]
+        names = {actor: f"{label} worker {i}" for i, actor in enumerate(actors)}
+        todo, idle, running = list(items), list(actors), {}
+        while todo or running:
+            while todo and idle:
+                actor = idle.pop()
+                running[actor.run.remote(todo.pop(0))] = actor
+            ready, _ = ray.wait(list(running), num_returns=1)
+            for ref in ready:
+                actor = running.pop(ref)
+                try:
+                    output, result = ray.get(ref)
+                except Exception:
+                    try:
+                        forward_output(ray.get(actor.take_output.remote(), timeout=30), names[actor])
+                    except Exception:  # noqa: BLE001 - the actor itself died: Ray's error says why
+                        pass
+                    raise
+                forward_output(output, names[actor])
+                idle.append(actor)
+                collect(result)
     return results
 
 

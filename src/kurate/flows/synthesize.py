@@ -18,12 +18,16 @@ import sys
 from collections import Counter
 
 from prefect import flow, task
-from prefect.artifacts import create_markdown_artifact, create_progress_artifact, create_table_artifact, update_progress_artifact
+from prefect.artifacts import create_progress_artifact, update_progress_artifact
 
-from kurate.annotators.synthesis import SourceUnit, SynthesizeConfig, SynthWorker, examples_per_type, plan_units, stage_of, summarise
+from kurate.annotators.synthesis import (SourceUnit, SynthesizeConfig, SynthWorker, examples_per_type, plan_units, stage_of, summarise,
+                                         synth_hash)
+from kurate.flows.artifacts import publish_markdown, publish_table
 from kurate.flows.config import PipelineConfig, load_config
 from kurate.flows.runner import WorkerResources, in_process_only, map_on_workers
 from kurate.storage.catalog import Catalog
+from kurate.storage.shards import ShardStore, UnitKey
+from kurate.storage.status import record_plan
 
 
 def settings(config: PipelineConfig) -> SynthesizeConfig:
@@ -34,6 +38,8 @@ def settings(config: PipelineConfig) -> SynthesizeConfig:
 def plan(config: PipelineConfig) -> list[SourceUnit]:
     s = settings(config)
     units = plan_units(config.root, s, config.storage_options)
+    stage, version = stage_of(s.name), synth_hash(s)  # the keys SynthWorker.synthesize_unit commits under
+    record_plan(ShardStore(config.root, config.storage_options), stage, [UnitKey(stage, u.input, version) for u in units])
     print(f"[synthesize] {sum(len(u.ids) for u in units)} source documents in {len(units)} units")
     return units
 
@@ -56,7 +62,8 @@ def generate(config: PipelineConfig, units: list[SourceUnit]) -> list[dict]:
     map_on_workers(functools.partial(SynthWorker, s), units,
                    lambda worker, unit: worker.synthesize_unit(root, unit, storage_options),
                    WorkerResources.for_backend(s.generator.backend, s.cpus_per_actor), config.ray,
-                   workers=s.actors, local=in_process_only(config.root), on_result=done)
+                   workers=s.actors, local=in_process_only(config.root), on_result=done,
+                   label=f"synthesize {s.name}", unit="units")
     return results
 
 
@@ -89,10 +96,10 @@ def synthesize(config: PipelineConfig) -> dict:
     }
     Catalog(config.root, config.storage_options).refresh_file()
     if per_type:
-        create_table_artifact(per_type, key="synthesize-types", description="Generations, accepted and acceptance rate per prompt type")
+        publish_table(config.root, "synthesize-types", per_type, "Generations, accepted and acceptance rate per prompt type")
     if reasons:
-        create_table_artifact([{"reason": k, "generations": v} for k, v in reasons.most_common()], key="synthesize-rejects",
-                              description="Why generations were rejected (dataset rejects, stage synthesize)")
+        publish_table(config.root, "synthesize-rejects", [{"reason": k, "generations": v} for k, v in reasons.most_common()],
+                      "Why generations were rejected (dataset rejects, stage synthesize)")
     lines = [f"# synthesize: {config.root}", "", f"Stage `{summary['stage']}`, model `{s.generator.model}`: "
              f"{summary['documents']} documents in {summary['units']} units ({summary['skipped_units']} already committed); "
              f"{summary['accepted']}/{summary['generated']} generations accepted.", "",
@@ -105,7 +112,7 @@ def synthesize(config: PipelineConfig) -> dict:
                   "> " + _excerpt(ex["text"]), ""]
     if not examples:
         lines.append("_no accepted generations yet_")
-    create_markdown_artifact("\n".join(lines), key="synthesize-summary", description="Synthesize summary with one example per type")
+    publish_markdown(config.root, "synthesize-summary", "\n".join(lines), "Synthesize summary with one example per type")
     print(f"[synthesize] done: {summary}")
     return summary
 

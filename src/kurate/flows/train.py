@@ -16,7 +16,7 @@ the stage's preset with ``train.overrides`` over it):
   forwards the job's logs into the flow run, and stops the job when the flow run is cancelled.
 
 Metrics (loss, bits/byte, units/s, MFU) are committed to the ``metrics`` dataset per training
-segment and published as a Prefect table + loss plot artifact.
+segment and published as a Prefect table + a loss and bits/byte picture (``<root>/reports/train-<run>-curves.*``).
 """
 
 from __future__ import annotations
@@ -28,8 +28,12 @@ import time
 from pathlib import Path
 
 from prefect import flow, task
-from prefect.artifacts import create_markdown_artifact, create_table_artifact
+
+from kurate.errors import PreconditionError
+from kurate.flows.artifacts import Report, Table, cell, figure_png, publish_report, publish_table
 from kurate.flows.config import PipelineConfig, RayConfig, TrainStageConfig
+from kurate.flows.plots import training_figure
+from kurate.flows.progress import progress_bar
 from kurate.flows.runner import cluster_has_gpus, ensure_ray
 from kurate.storage.catalog import Catalog
 from kurate.storage.fs import StorageOptions
@@ -51,7 +55,7 @@ def training_sources(root: str, stage: TrainStageConfig, storage_options: Storag
     for source in stage.mix:
         files = [store.url(o.path) for m in store.current_manifests() for o in m.outputs if o.dataset == source.dataset and o.rows]
         if not files:
-            raise RuntimeError(f"no committed {source.dataset!r} shards under {root}: run the stage that makes them first")
+            raise PreconditionError(f"no committed {source.dataset!r} shards under {root}", "run the stage that makes them first")
         sources.append((files, source.weight))
     return sources
 
@@ -72,7 +76,14 @@ def run_training(root: str, stage: TrainStageConfig, storage_options: StorageOpt
     eval_texts = list(ParquetMix(sources, seed=cfg.seed, split="eval", eval_fraction=stage.eval_fraction, filesystem=filesystem))
     out_dir = stage.run_dir(root)
     metrics: list[dict] = []
-    summary = train(cfg, train_texts, eval_texts or None, out_dir, resume=True, on_metrics=metrics.append, device=device)
+    # the terminal bar (flows/progress.py; off in Ray Train workers, whose stderr is a log file)
+    with progress_bar(f"train {stage.name}-{stage.model}", cfg.max_steps, "steps") as bar:
+        def on_metrics(m: dict) -> None:
+            metrics.append(m)
+            info = f"loss {m['loss']:.3f}" + (f" · bpb {m['bits_per_byte']:.3f}" if "bits_per_byte" in m else "")
+            bar.update(m["step"], info=f"{info} · {m['units_per_s']:.0f} units/s")
+
+        summary = train(cfg, train_texts, eval_texts or None, out_dir, resume=True, on_metrics=on_metrics, device=device)
     commit_metrics(root, stage, metrics, storage_options)
     return {**summary, "out_dir": out_dir, "checkpoint": os.path.join(out_dir, "checkpoint"), "steps_logged": len(metrics)}
 
@@ -238,32 +249,24 @@ def train_flow(config: PipelineConfig) -> dict:
 
 
 def publish_metrics(root: str, stage: TrainStageConfig, storage_options: StorageOptions | None = None) -> list[dict]:
-    """Prefect table + loss plot (PNG under the run dir) from the committed ``metrics`` dataset."""
+    """Loss and bits/byte curves (picture) + the last metrics rows (table) from the committed ``metrics`` dataset."""
     run = f"{stage.name}-{stage.model}"
     rows = Catalog(root, storage_options).query(
-        f"select step, loss, bits_per_byte, eval_loss, eval_bits_per_byte, units_per_s, mfu from metrics "
-        f"where run = '{run}' order by step").to_pylist()
+        "select step, loss, bits_per_byte, eval_loss, eval_bits_per_byte, units_per_s, mfu from metrics "
+        "where run = ? order by step", [run]).to_pylist()
     if not rows:
         return rows
-    create_table_artifact(rows[-50:], key=f"train-{run.lower().replace('_', '-').replace('.', '-')}", description=f"{run}: last metrics rows")
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(7, 3.5))
-    ax.plot([r["step"] for r in rows if r["loss"] is not None], [r["loss"] for r in rows if r["loss"] is not None], label="train loss")
-    evals = [r for r in rows if r["eval_loss"] is not None]
+    publish_table(root, f"train-{run}", rows[-50:], f"{run}: last metrics rows")
+    last = rows[-1]
+    evals = [r for r in rows if r["eval_bits_per_byte"] is not None]
+    lines = [f"Run `{run}` ({stage.preset} preset): {len(rows)} logged steps, last step {last['step']}: "
+             f"loss {cell(last['loss'])}, bits/byte {cell(last['bits_per_byte'])}."]
     if evals:
-        ax.plot([r["step"] for r in evals], [r["eval_loss"] for r in evals], "o-", label="eval loss")
-    ax.set_xlabel("step")
-    ax.legend()
-    fig.tight_layout()
-    plot = stage.run_dir(root) + "-loss.png"
-    fig.savefig(plot, dpi=100)
-    plt.close(fig)
-    create_markdown_artifact(f"# train {run}\n\nLoss plot: `{plot}`\n\nLast step {rows[-1]['step']}: loss {rows[-1]['loss']}",
-                             key=f"train-{run.lower().replace('_', '-').replace('.', '-')}-summary")
+        lines.append(f"Held-out at step {evals[-1]['step']}: loss {cell(evals[-1]['eval_loss'])}, "
+                     f"bits/byte {cell(evals[-1]['eval_bits_per_byte'])}.")
+    report = Report(name=f"train-{run}-curves", title=f"train {run}: loss and bits/byte", png=figure_png(training_figure(run, rows)),
+                    lines=lines, tables=[Table("Last logged steps", rows[-5:])])
+    publish_report(root, report, storage_options, description=f"{run}: loss and bits/byte against the step")
     return rows
 
 

@@ -166,25 +166,26 @@ def compare_replay(checkpoint: str, old_docs: list[tuple[str, str]], new_texts: 
     return rows
 
 
-def plot_comparison(rows: list[dict], path: str) -> str:
-    """Bar chart of old-domain forgetting and new-domain gain per arm (PNG)."""
+def plot_comparison(rows: list[dict]):
+    """Bar chart of old-domain forgetting and new-domain gain per arm (a matplotlib figure; the flow publishes it)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     arms = [r for r in rows if r["arm"] != "before continuing"]
-    fig, ax = plt.subplots(figsize=(8, 0.45 * len(arms) + 1.5))
+    fig, ax = plt.subplots(figsize=(9, 0.45 * len(arms) + 2.2))
     y = np.arange(len(arms))
-    ax.barh(y - 0.2, [r["old_delta"] for r in arms], 0.4, label="old domain Δ bits/byte (forgetting)")
-    ax.barh(y + 0.2, [r["new_delta"] for r in arms], 0.4, label="new domain Δ bits/byte")
+    old = ax.barh(y - 0.2, [r["old_delta"] for r in arms], 0.4, label="old domain Δ bits/byte (> 0: forgetting)")
+    new = ax.barh(y + 0.2, [r["new_delta"] for r in arms], 0.4, label="new domain Δ bits/byte (< 0: learnt)")
+    ax.bar_label(old, [f"{r['old_delta']:+.3f}" for r in arms], fontsize=7, padding=2)
+    ax.bar_label(new, [f"{r['new_delta']:+.3f}" for r in arms], fontsize=7, padding=2)
     ax.set_yticks(y, [r["arm"] for r in arms])
     ax.axvline(0, color="k", lw=0.5)
     ax.invert_yaxis()
-    ax.legend(fontsize=8)
+    ax.set_xlabel("change in held-out bits/byte vs the checkpoint")
+    ax.set_title("Continual training: replay arms")
+    ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.28), ncol=2, frameon=False)
     fig.tight_layout()
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return fig
 

@@ -1,8 +1,16 @@
 """The DuckDB catalog: one view per dataset over the committed shards of a root.
 
 Views are rebuilt from the commit records every time a catalog is opened, so they never show a
-shard before its commit. For a local root the same views are also stored in
-``<root>/catalog.duckdb`` so the DuckDB CLI or any client can open it directly.
+shard before its commit, and they name the files of the root as it is now (commit records hold
+paths relative to the root): ``kurate query`` on a moved or copied root reads that root's files.
+
+For a local root the same views are also stored in ``<root>/catalog.duckdb`` so the DuckDB CLI or
+any client can open it directly. Those views name files relative to the root, so the file moves
+with the root. DuckDB resolves a relative path against the current directory, then against the
+``file_search_path`` setting (a view cannot carry its own base directory: a table function takes
+literals only), so open it from the root (``cd runs/demo && duckdb catalog.duckdb``) or tell
+DuckDB where the root is (``SET file_search_path = 'runs/demo'``, or
+``duckdb.connect(path).execute("SET file_search_path = ?", [root])`` in Python).
 
 ``query`` runs user SQL read-only: only SELECT/EXPLAIN statements are accepted, and DuckDB's file
 access is locked to the root, so ``COPY … TO``, ``ATTACH``, ``read_csv('/etc/passwd')`` and friends
@@ -13,7 +21,6 @@ from __future__ import annotations
 
 import os
 import warnings
-from dataclasses import dataclass
 
 import duckdb
 import pyarrow as pa
@@ -58,14 +65,6 @@ def _view_sql(dataset: str, files: list[str], con: duckdb.DuckDBPyConnection) ->
     return f'CREATE OR REPLACE VIEW "{dataset}" AS SELECT * FROM read_parquet([{listed}], union_by_name=true)'
 
 
-@dataclass
-class DatasetStatus:
-    dataset: str
-    shards: int
-    rows: int
-    bytes: int
-
-
 class Catalog:
     """Views over the committed shards of one root."""
 
@@ -76,11 +75,12 @@ class Catalog:
     def is_local(self) -> bool:
         return isinstance(self.store.fs, LocalFileSystem)
 
-    def _files(self) -> dict[str, list[str]]:
+    def _files(self, relative: bool = False) -> dict[str, list[str]]:
+        """Committed files per dataset: full URLs, or paths relative to the root (for catalog.duckdb)."""
         files: dict[str, list[str]] = {d: [] for d in DATASETS}
         for manifest in self.store.current_manifests():
             for out in manifest.outputs:
-                files.setdefault(out.dataset, []).append(self.store.url(out.path))
+                files.setdefault(out.dataset, []).append(out.path if relative else self.store.url(out.path))
         return files
 
     def connect(self) -> duckdb.DuckDBPyConnection:
@@ -97,14 +97,18 @@ class Catalog:
         return con
 
     def refresh_file(self) -> str | None:
-        """Write the views into ``<root>/catalog.duckdb`` (local roots only); returns its path."""
+        """Write the views into ``<root>/catalog.duckdb`` (local roots only); returns its path.
+
+        The views name files relative to the root, so the file keeps working when the root is
+        moved or copied (see the module docstring for how a client resolves them)."""
         if not self.is_local:
             return None
         path = os.path.join(self.store.path, CATALOG_FILE)
         os.makedirs(self.store.path, exist_ok=True)
         try:
             with duckdb.connect(path) as con:
-                for dataset, files in self._files().items():
+                con.execute("SET file_search_path = ?", [self.store.url()])  # so the views bind from any cwd
+                for dataset, files in self._files(relative=True).items():
                     con.execute(_view_sql(dataset, files, con))
         except duckdb.IOException as exc:
             # Another process (a user's DuckDB shell) holds the file; `kurate query` does not need it.
@@ -144,12 +148,3 @@ class Catalog:
         finally:
             con.close()
 
-    def status(self) -> list[DatasetStatus]:
-        totals = {d: DatasetStatus(d, 0, 0, 0) for d in DATASETS}
-        for manifest in self.store.current_manifests():
-            for out in manifest.outputs:
-                s = totals.setdefault(out.dataset, DatasetStatus(out.dataset, 0, 0, 0))
-                s.shards += 1
-                s.rows += out.rows
-                s.bytes += out.bytes
-        return list(totals.values())

@@ -12,6 +12,8 @@ from typing import Any, Mapping
 import fsspec
 from fsspec.core import url_to_fs
 
+from kurate.errors import InputError
+
 StorageOptions = Mapping[str, Mapping[str, Any]]
 
 
@@ -47,6 +49,6 @@ def expand_inputs(patterns: list[str], storage_options: StorageOptions | None = 
         else:
             matches = [path] if fs.exists(path) else []
         if not matches:
-            raise FileNotFoundError(f"input {pattern!r} matches no file")
+            raise InputError(f"input {pattern!r} matches no file", "check --input / curate.inputs (a path, glob or URL that exists)")
         found.update(unstrip(fs, m) for m in matches)
     return sorted(found)

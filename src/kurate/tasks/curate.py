@@ -30,6 +30,7 @@ import pyarrow.parquet as pq
 from fsspec.implementations.local import LocalFileSystem
 from pydantic import BaseModel, ConfigDict, Field
 
+from kurate.errors import PreconditionError
 from kurate.storage.fs import StorageOptions
 from kurate.storage.schemas import CURATED
 from kurate.storage.shards import Manifest, ShardStore, UnitKey, UnitRun, config_hash
@@ -196,7 +197,8 @@ def dedup_run(
     new_manifests = [store.manifest(k) for k in new_units]
     missing = [k.input for k, m in zip(new_units, new_manifests) if m is None]
     if missing:
-        raise RuntimeError(f"dedup needs the filter units of these shards committed first: {missing}")
+        raise PreconditionError(f"dedup needs the filter units of these shards committed first: {missing}",
+                                "re-run `kurate curate` with the same inputs: it redoes the filter units that did not commit")
     new_inputs = {m.input for m in new_manifests}
     reference = reference_signatures(root, final_hash, new_inputs, storage_options)
     for other in dedup.reference_roots:
@@ -239,7 +241,8 @@ def finalize_shard(
     def write(unit) -> dict:
         staged_manifest, dedup_manifest = store.manifest(UnitKey(STAGE_FILTER, source, filter_hash)), store.manifest(dedup_key)
         if staged_manifest is None or dedup_manifest is None:
-            raise RuntimeError(f"{source}: filter and dedup units must be committed before the final unit")
+            raise PreconditionError(f"{source}: filter and dedup units must be committed before the final unit",
+                                    "re-run `kurate curate` with the same inputs")
         staged = _read(store, _output(store, staged_manifest, "staged"))
         # signatures were written row for row with staged: their rank identifies each staged record
         ranks = _read(store, _output(store, staged_manifest, "signatures")).column("rank")
