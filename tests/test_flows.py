@@ -123,7 +123,8 @@ def test_deployments_for_serve(prefect_server):
     config = load_config(Path(__file__).resolve().parents[1] / "configs" / "demo.yaml")
     deployments = build_deployments(config, cron="0 3 * * *")
     assert [d.name for d in deployments] == ["served-pipeline", "served-curate", "served-annotate", "served-distill",
-                                             "served-score", "served-synthesize", "served-train"]
+                                             "served-score", "served-synthesize", "served-train", "served-continual"]
+    # README's list of them: tests/test_infra.py
     assert deployments[0].schedules[0].schedule.cron == "0 3 * * *"
     assert deployments[1].parameters["config"]["root"] == "runs/demo"
 

@@ -3,6 +3,8 @@ recovers a planted score function of its inputs."""
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -63,3 +65,27 @@ def test_registry_round_trip_without_pickle(tmp_path):
     assert np.allclose(predict({"a": loaded.head}, x)["a"], predict({"b": trained.head}, x)["b"])
     with pytest.raises(FileNotFoundError, match="no annotator"):
         load_annotator(str(tmp_path), "missing")
+
+
+def _strict_json(text: str):
+    """json.loads that rejects NaN/Infinity, as JSON parsers outside Python do."""
+    def reject(constant):
+        raise ValueError(f"{constant} is not JSON")
+
+    return json.loads(text, parse_constant=reject)
+
+
+def test_card_is_strict_json_when_a_metric_is_nan(tmp_path):
+    x, _ = _data(n=80)
+    constant = np.full(len(x), 3.0, dtype=np.float32)  # a judge that gives every document the same label
+    trained = train_head(x, constant, HeadConfig(width=16, max_epochs=2))
+    metrics = correlations(np.full(len(x), 3.0), constant, np.array(["de"] * 40 + ["fr"] * 40))
+    assert np.isnan(metrics["overall"]["spearman"])  # undefined for a constant: the case to store
+    card = {"judge": "flat", "metrics": metrics, "loss": np.float32("nan"), "epochs": np.int64(trained.epochs),
+            "history": [float("inf"), 0.5]}
+    save_annotator(str(tmp_path), "flat__e5", trained.head, card)
+    parsed = _strict_json((tmp_path / "annotators" / "flat__e5" / "card.json").read_text())
+    assert parsed["metrics"]["overall"]["spearman"] is None
+    assert parsed["metrics"]["per_language"]["de"]["spearman"] is None
+    assert parsed["loss"] is None and parsed["history"] == [None, 0.5] and parsed["epochs"] == trained.epochs
+    assert load_annotator(str(tmp_path), "flat__e5").card["judge"] == "flat"

@@ -1,6 +1,7 @@
-"""Local infra and deployments: infra/local/up.sh → a pipeline run seen through the Prefect API → down.sh,
-on non-default ports; the deployments `kurate serve` creates are the ones the README lists; prefect.yaml
-names real flows with valid parameters."""
+"""What surrounds the pipeline: the local infra (infra/local/up.sh → a pipeline run seen through the Prefect
+API → down.sh, on non-default ports), the deployments (`kurate serve` creates the ones the README lists;
+prefect.yaml names real flows with valid parameters), and the licence files (LICENSE, NOTICE, pyproject,
+the terms written next to converted weights)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import importlib
 import os
 import re
 import subprocess
+import tomllib
 from pathlib import Path
 
 import httpx
@@ -132,3 +134,41 @@ def test_prefect_yaml_names_real_flows_with_valid_parameters():
     # every deployment the README runs is declared
     for name in re.findall(r"prefect deployment run '([^']+)'", _readme_section("Run with the Prefect UI")):
         assert name in names
+
+
+def test_licence_files_and_metadata():
+    licence = (REPO / "LICENSE").read_text()
+    assert licence.lstrip().startswith("Apache License\n                           Version 2.0, January 2004")
+    assert "END OF TERMS AND CONDITIONS" in licence and "APPENDIX: How to apply the Apache License" in licence
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    assert project["license"] == "Apache-2.0"
+    assert all((REPO / f).is_file() for f in project["license-files"]) and "NOTICE" in project["license-files"]
+
+    from kurate.annotators.embedder import EMBEDDED as EMBEDDERS
+    from kurate.annotators.models import EMBEDDED as GENERATIVE
+
+    notice = (REPO / "NOTICE").read_text()
+    for name in [*GENERATIVE, *EMBEDDERS]:  # every embedded model, with its licence
+        assert f"`{name}`" in notice, name
+    for terms in ("Gemma Terms of Use", "Creative Commons Attribution-Share-Alike License 3.0", "MIT License",
+                  "Apache License 2.0", "Attribution-ShareAlike 4.0"):
+        assert terms in notice, terms
+
+
+def test_converted_model_folders_carry_their_terms(tmp_path, monkeypatch):
+    """The notice written at conversion (convert_gguf → write_terms) and into folders converted before it."""
+    from kurate.annotators.models import EMBEDDED, resolve_model, write_terms
+
+    monkeypatch.setenv("KURATE_CACHE", str(tmp_path))
+    earlier = tmp_path / "models" / "smollm2-135m-instruct"  # a conversion from before folders had a NOTICE
+    earlier.mkdir(parents=True)
+    (earlier / "config.json").write_text("{}")
+    assert resolve_model("embedded:smollm2-135m-instruct") == str(earlier)
+    assert "Apache License 2.0" in (earlier / "NOTICE").read_text()
+    assert (earlier / "LICENSE").read_text().strip() == (REPO / "LICENSE").read_text().strip()
+
+    gemma = tmp_path / "gemma"
+    gemma.mkdir()
+    write_terms(EMBEDDED["embedded:gemma-3-270m"], gemma)
+    assert "Gemma is provided under and subject to the Gemma Terms of Use" in (gemma / "NOTICE").read_text()
+    assert "Gemma Terms of Use" in (gemma / "GEMMA_TERMS.html").read_text()

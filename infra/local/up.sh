@@ -27,9 +27,13 @@ RAY_DASHBOARD_AGENT_PORT="${RAY_DASHBOARD_AGENT_PORT:-52365}"
 # A session started here is "ours" while its leader (the pid in the file) is alive.
 alive() { [ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
 port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+if alive "$state/prefect.pid" && alive "$state/ray.pid" && [ -f "$state/env.sh" ]; then
+  echo "already running (state in $state); source $state/env.sh, or stop with: KURATE_INFRA_STATE=$state $here/down.sh"
+  exit 0
+fi
 for name in prefect ray; do
   if alive "$state/$name.pid"; then
-    echo "already running ($name pid $(cat "$state/$name.pid")); stop it with: KURATE_INFRA_STATE=$state $here/down.sh" >&2
+    echo "$name from an earlier up.sh is still running (pid $(cat "$state/$name.pid")); stop it first: KURATE_INFRA_STATE=$state $here/down.sh" >&2
     exit 1
   fi
 done

