@@ -18,6 +18,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from pydantic import BaseModel, ConfigDict, Field
 
+from kurate.errors import PreconditionError
 from kurate.annotators.judge import Judge, JudgeConfig
 from kurate.storage.catalog import Catalog
 from kurate.storage.fs import StorageOptions
@@ -57,7 +58,7 @@ def commit_sample(root: str, config: SampleConfig, docs_per_unit: int, storage_o
     store = catalog.store
     curated_units = sorted(m.unit for m in store.current_manifests() if any(o.dataset == "curated" for o in m.outputs))
     if not curated_units:
-        raise RuntimeError(f"{root} has no committed curated shards: run `kurate curate` first")
+        raise PreconditionError(f"{root} has no committed curated shards: run `kurate curate` first")
     source = "curated-" + hashlib.sha256("\n".join(curated_units).encode()).hexdigest()[:16]
     key = UnitKey(STAGE_SAMPLE, source, config_hash(config.model_dump(mode="json")))
 

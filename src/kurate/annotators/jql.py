@@ -22,6 +22,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from pydantic import BaseModel, ConfigDict, Field
 
+from kurate.errors import InputError, PreconditionError
 from kurate.annotators.embedder import Embedder, EmbedderConfig
 from kurate.annotators.heads import HeadConfig, TrainedHead, correlations, predict, spearman, split_indices, train_head
 from kurate.annotators.head_store import list_annotators, load_annotator, save_annotator
@@ -117,7 +118,7 @@ def embedding_files(store: ShardStore, config: EmbedderConfig) -> list[str]:
     for manifest in curated_units(store):
         committed = store.manifest(embed_key(manifest.unit, config))
         if committed is None:
-            raise RuntimeError(f"curated shard {manifest.unit} has no committed embeddings for this embedder: run the embed step")
+            raise PreconditionError(f"curated shard {manifest.unit} has no committed embeddings for this embedder: run the embed step")
         files.append(_output(store, committed, "embeddings"))
     return files
 
@@ -145,7 +146,7 @@ def distill(root: str, judge: str, embedder: EmbedderConfig, config: DistillConf
     """Train (and register) the head(s) for one judge; returns their cards."""
     x, y, languages, ids = labelled_embeddings(root, judge, embedder, config.target, storage_options)
     if len(y) < 10:
-        raise RuntimeError(f"judge {judge!r} has {len(y)} labelled documents with embeddings; need at least 10 to train a head")
+        raise PreconditionError(f"judge {judge!r} has {len(y)} labelled documents with embeddings; need at least 10 to train a head")
     labels_hash = hashlib.sha256(json.dumps([ids, y.round(4).tolist()]).encode()).hexdigest()[:16]
     con = Catalog(root, storage_options).connect()
     try:
@@ -155,7 +156,7 @@ def distill(root: str, judge: str, embedder: EmbedderConfig, config: DistillConf
     if config.train_languages:
         train_mask = np.isin(languages, config.train_languages)
         if not train_mask.any() or train_mask.all():
-            raise RuntimeError(f"cross-lingual mode needs labels both in and outside {config.train_languages}")
+            raise PreconditionError(f"cross-lingual mode needs labels both in and outside {config.train_languages}")
     else:
         train_mask = np.ones(len(y), dtype=bool)
     cards = []
@@ -307,8 +308,8 @@ def registered(root: str, wanted: list[str], storage_options: StorageOptions | N
     known = list_annotators(root, storage_options)
     missing = sorted(set(wanted) - set(known))
     if missing:
-        raise RuntimeError(f"unknown annotators {missing}; registered under {root}: {known}")
+        raise InputError(f"unknown annotators {missing}; registered under {root}: {known}")
     names = wanted or known
     if not names:
-        raise RuntimeError(f"no annotators registered under {root}: run `kurate distill` first")
+        raise PreconditionError(f"no annotators registered under {root}: run `kurate distill` first")
     return sorted(names)

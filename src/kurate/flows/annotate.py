@@ -18,7 +18,7 @@ from prefect.artifacts import create_progress_artifact, update_progress_artifact
 
 from kurate.annotators.annotate import JudgeWorker, SampleRef, commit_sample, judge_hash, label_report, stage_of
 from kurate.annotators.judge import JudgeConfig
-from kurate.flows.artifacts import Report, Table, figure_png, publish_markdown, publish_report, publish_table
+from kurate.flows.artifacts import Report, Table, artifact_key, figure_png, publish_markdown, publish_report, publish_table
 from kurate.flows.config import PipelineConfig, load_config
 from kurate.flows.plots import label_distribution_figure
 from kurate.flows.runner import WorkerResources, in_process_only, map_on_workers
@@ -41,7 +41,7 @@ def label(config: PipelineConfig, judge: JudgeConfig, ref: SampleRef) -> list[di
     a = config.annotate
     stage = stage_of(judge.name)  # the plan names the units JudgeWorker.label_unit commits, for `kurate status`
     record_plan(ShardStore(config.root, config.storage_options), stage, [UnitKey(stage, c, judge_hash(judge)) for c in ref.chunks])
-    progress = create_progress_artifact(0.0, key=f"annotate-{judge.name.lower().replace('_', '-').replace('.', '-')}-progress",
+    progress = create_progress_artifact(0.0, key=artifact_key(config.root, "annotate", judge.name, "progress"),
                                         description=f"{judge.name}: chunks done")
     results = []
 

@@ -13,6 +13,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
+from kurate.errors import EXIT_CONFIG, KurateError
 from kurate.annotators.annotate import SampleConfig
 from kurate.annotators.embedder import EmbedderConfig
 from kurate.annotators.jql import DistillConfig, ScoreConfig
@@ -29,8 +30,11 @@ STAGES = ("curate", "annotate", "distill", "score", "synthesize", "train", "cont
 Stage = Literal[STAGES]
 
 
-class ConfigError(ValueError):
+class ConfigError(KurateError, ValueError):
     """A config file or override that does not fit the schema; the message names every bad key."""
+
+    exit_code = EXIT_CONFIG
+    default_hint = "fix the named keys (kurate COMMAND --help lists the options)"
 
 
 class RayConfig(BaseModel):

@@ -20,7 +20,7 @@ from collections import Counter
 from prefect import flow, task
 from prefect.artifacts import create_progress_artifact, update_progress_artifact
 
-from kurate.flows.artifacts import publish_markdown, publish_table
+from kurate.flows.artifacts import artifact_key, publish_markdown, publish_table
 from kurate.flows.config import PipelineConfig, load_config
 from kurate.flows.report import publish_funnel
 from kurate.flows.runner import ShardOutcome, Throughput, in_process_only, run_per_shard
@@ -54,7 +54,7 @@ def _progress(label: str, progress_id, throughput: Throughput):
 
 def _run_shards(config: PipelineConfig, label: str, fn, items: list[str], args_for) -> list[dict]:
     local = in_process_only(config.root)
-    progress_id = create_progress_artifact(progress=0.0, key=f"curate-{label}-progress", description=f"{label}: shards done")
+    progress_id = create_progress_artifact(progress=0.0, key=artifact_key(config.root, "curate", label, "progress"), description=f"{label}: shards done")
     outcomes = run_per_shard(fn, items, args_for, config.ray, on_progress=_progress(label, progress_id, Throughput()), local=local,
                              label=f"curate {label}")
     rows = []

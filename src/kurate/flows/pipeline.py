@@ -11,6 +11,7 @@ import sys
 from prefect import flow
 from prefect.artifacts import create_markdown_artifact
 
+from kurate.flows.artifacts import artifact_key
 from kurate.flows.config import PipelineConfig, load_config
 from kurate.flows.annotate import annotate
 from kurate.flows.continual import continual_stage
@@ -32,7 +33,7 @@ def pipeline(config: PipelineConfig) -> dict:
         results[stage] = STAGE_FLOWS[stage](config)
     lines = [f"# pipeline: {config.root}", "", "| stage | summary |", "|---|---|"]
     lines += [f"| {stage} | {summary} |" for stage, summary in results.items()]
-    create_markdown_artifact("\n".join(lines), key="pipeline-summary", description="Stages run and their counts")
+    create_markdown_artifact("\n".join(lines), key=artifact_key(config.root, "pipeline-summary"), description="Stages run and their counts")
     return results
 
 

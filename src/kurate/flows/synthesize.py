@@ -22,7 +22,7 @@ from prefect.artifacts import create_progress_artifact, update_progress_artifact
 
 from kurate.annotators.synthesis import (SourceUnit, SynthesizeConfig, SynthWorker, examples_per_type, plan_units, stage_of, summarise,
                                          synth_hash)
-from kurate.flows.artifacts import publish_markdown, publish_table
+from kurate.flows.artifacts import artifact_key, publish_markdown, publish_table
 from kurate.flows.config import PipelineConfig, load_config
 from kurate.flows.runner import WorkerResources, in_process_only, map_on_workers
 from kurate.storage.catalog import Catalog
@@ -48,7 +48,7 @@ def plan(config: PipelineConfig) -> list[SourceUnit]:
 def generate(config: PipelineConfig, units: list[SourceUnit]) -> list[dict]:
     """Rewrite every unit (Ray actor pool, one model per actor; in-process for local/memory)."""
     s = settings(config)
-    progress = create_progress_artifact(0.0, key=f"synthesize-{s.name.lower().replace('_', '-').replace('.', '-')}-progress",
+    progress = create_progress_artifact(0.0, key=artifact_key(config.root, "synthesize", s.name, "progress"),
                                         description=f"synthesize {s.name}: units done")
     results: list[dict] = []
 
