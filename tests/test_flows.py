@@ -165,3 +165,23 @@ def test_a_worker_holding_an_http_client_reserves_no_gpu():
     assert WorkerResources.for_backend("openai", 0.5) == WorkerResources(cpus=0.5, gpus=0.0)
     assert WorkerResources.for_backend("transformers", 2).gpus == 1.0
     assert WorkerResources.for_backend("vllm", 1).gpus == 1.0
+
+
+def test_a_failed_map_frees_its_actors(ray_local):
+    """A failing call's traceback keeps the map's frame alive; its actors must still be released,
+    or the next pool waits forever for their CPUs (seen as a hung test run)."""
+    import time
+
+    from kurate.flows.config import RayConfig
+    from kurate.flows.runner import WorkerResources, map_on_workers
+
+    def fail(worker, item):
+        raise ValueError(f"item {item} failed")
+
+    with pytest.raises(Exception, match="item"):
+        map_on_workers(dict, [1, 2, 3], fail, WorkerResources(cpus=1), RayConfig(), workers=2)
+    total = ray_local.cluster_resources()["CPU"]
+    deadline = time.time() + 60
+    while ray_local.available_resources().get("CPU", 0) < total and time.time() < deadline:
+        time.sleep(0.5)
+    assert ray_local.available_resources().get("CPU", 0) == total

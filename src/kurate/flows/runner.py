@@ -272,26 +272,39 @@ def map_on_workers(
         host = ray.remote(WorkerHost).options(num_cpus=resources.cpus, num_gpus=gpus)
         actors = [host.remote(make_worker, call) for _ in range(max(1, min(workers, len(items))))]
         names = {actor: f"{label} worker {i}" for i, actor in enumerate(actors)}
-        todo, idle, running = list(items), list(actors), {}
-        while todo or running:
-            while todo and idle:
-                actor = idle.pop()
-                running[actor.run.remote(todo.pop(0))] = actor
-            ready, _ = ray.wait(list(running), num_returns=1)
-            for ref in ready:
-                actor = running.pop(ref)
-                try:
-                    output, result = ray.get(ref)
-                except Exception:
-                    try:
-                        forward_output(ray.get(actor.take_output.remote(), timeout=30), names[actor])
-                    except Exception:  # noqa: BLE001 - the actor itself died: Ray's error says why
-                        pass
-                    raise
-                forward_output(output, names[actor])
-                idle.append(actor)
-                collect(result)
+        try:
+            _drive(actors, names, items, collect)
+        finally:
+            # Free the actors' CPUs/GPUs now: a failed call's traceback keeps this frame (and the
+            # handles) alive, and a leaked actor holds resources the next pool waits for forever.
+            for actor in actors:
+                ray.kill(actor)
     return results
+
+
+def _drive(actors: list, names: dict, items: Sequence, collect: Callable) -> None:
+    """Hand each free actor the next item until every item is done (map_on_workers' Ray path)."""
+    import ray
+
+    todo, idle, running = list(items), list(actors), {}
+    while todo or running:
+        while todo and idle:
+            actor = idle.pop()
+            running[actor.run.remote(todo.pop(0))] = actor
+        ready, _ = ray.wait(list(running), num_returns=1)
+        for ref in ready:
+            actor = running.pop(ref)
+            try:
+                output, result = ray.get(ref)
+            except Exception:
+                try:
+                    forward_output(ray.get(actor.take_output.remote(), timeout=30), names[actor])
+                except Exception:  # noqa: BLE001 - the actor itself died: Ray's error says why
+                    pass
+                raise
+            forward_output(output, names[actor])
+            idle.append(actor)
+            collect(result)
 
 
 class Throughput:

@@ -34,7 +34,7 @@ from kurate.flows.artifacts import Report, Table, cell, figure_png, publish_repo
 from kurate.flows.config import PipelineConfig, RayConfig, TrainStageConfig
 from kurate.flows.plots import training_figure
 from kurate.flows.progress import progress_bar
-from kurate.flows.runner import cluster_has_gpus, ensure_ray
+from kurate.flows.runner import cluster_has_gpus, ensure_ray, forward_output
 from kurate.storage.catalog import Catalog
 from kurate.storage.fs import StorageOptions
 from kurate.storage.schemas import METRICS
@@ -113,6 +113,9 @@ def _num(value) -> float | None:
     return float(value) if isinstance(value, (int, float)) else None
 
 
+_MAX_FORWARDED_CHARS = 50_000  # the tail of a rank's output that travels back with its result
+
+
 def run_ray_train(root: str, stage: TrainStageConfig, storage_options: StorageOptions | None, address: str | None) -> dict:
     """The same trainer inside a Ray Train ``TorchTrainer``: ``num_workers`` DDP ranks (gloo on CPU, NCCL
     on GPU), each with ``cpus_per_worker`` CPUs (and a GPU with ``use_gpu``)."""
@@ -124,12 +127,20 @@ def run_ray_train(root: str, stage: TrainStageConfig, storage_options: StorageOp
     use_gpu = stage.use_gpu if stage.use_gpu is not None else cluster_has_gpus()
 
     def loop(payload: dict) -> None:
+        import contextlib
+        import io
+
         from ray import train as ray_train
         from ray.train.torch import get_device
 
-        result = run_training(payload["root"], TrainStageConfig.model_validate(payload["stage"]), payload["storage_options"],
-                              device=get_device())
-        ray_train.report({k: v for k, v in result.items() if isinstance(v, (int, float, str))})
+        # What the ranks print reaches the driver with the result (rank 0's report is the one kept),
+        # so it lands in the flow run's logs; a failing rank's traceback travels with its exception.
+        printed = io.StringIO()
+        with contextlib.redirect_stdout(printed), contextlib.redirect_stderr(printed):
+            result = run_training(payload["root"], TrainStageConfig.model_validate(payload["stage"]),
+                                  payload["storage_options"], device=get_device())
+        ray_train.report({**{k: v for k, v in result.items() if isinstance(v, (int, float, str))},
+                          "worker_output": printed.getvalue()[-_MAX_FORWARDED_CHARS:]})
 
     trainer = TorchTrainer(
         loop,
@@ -139,7 +150,9 @@ def run_ray_train(root: str, stage: TrainStageConfig, storage_options: StorageOp
         run_config=RunConfig(name=f"kurate-{stage.name}-{stage.model}", storage_path=os.path.abspath(stage.run_dir(root) + "-ray")),
     )
     result = trainer.fit()
-    return dict(result.metrics or {})
+    metrics = dict(result.metrics or {})
+    forward_output(metrics.pop("worker_output", ""), f"train {stage.name}-{stage.model} rank 0")
+    return metrics
 
 
 # --- Ray Job submission (the Prefect flow) ------------------------------------------------------------
