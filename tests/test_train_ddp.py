@@ -38,7 +38,8 @@ def test_two_ddp_ranks_equal_one_process_with_grad_accum_2(ray_local, text_root,
     ddp = TrainStageConfig(name="ddp", model="hat", overrides=SMALL, num_workers=2, use_gpu=False)
     run_ray_train(text_root, ddp, None, None)
     # what rank 0 printed comes back to the driver (inside a flow: the flow run's logs)
-    assert "[train ddp-hat rank 0] hat: " in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "[train ddp-hat rank0] hat: " in out and "[train ddp-hat rank1] " in out
     rows = _rows(text_root, "ddp-hat")
     assert [r["step"] for r in rows] == [1, 2, 3, 4, 5, 6]  # committed once: rank 1 writes no metrics
     assert rows[-1]["loss"] < rows[0]["loss"]

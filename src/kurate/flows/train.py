@@ -21,6 +21,7 @@ segment and published as a Prefect table + a loss and bits/byte picture (``<root
 
 from __future__ import annotations
 
+import glob
 import json
 import os
 import sys
@@ -113,7 +114,7 @@ def _num(value) -> float | None:
     return float(value) if isinstance(value, (int, float)) else None
 
 
-_MAX_FORWARDED_CHARS = 50_000  # the tail of a rank's output that travels back with its result
+_MAX_FORWARDED_CHARS = 50_000  # the tail of a rank's output that is forwarded
 
 
 def run_ray_train(root: str, stage: TrainStageConfig, storage_options: StorageOptions | None, address: str | None) -> dict:
@@ -126,6 +127,8 @@ def run_ray_train(root: str, stage: TrainStageConfig, storage_options: StorageOp
     ensure_ray(RayConfig(address=address))
     use_gpu = stage.use_gpu if stage.use_gpu is not None else cluster_has_gpus()
 
+    output_dir = os.path.abspath(stage.run_dir(root) + "-ray")
+
     def loop(payload: dict) -> None:
         import contextlib
         import io
@@ -133,26 +136,38 @@ def run_ray_train(root: str, stage: TrainStageConfig, storage_options: StorageOp
         from ray import train as ray_train
         from ray.train.torch import get_device
 
-        # What the ranks print reaches the driver with the result (rank 0's report is the one kept),
-        # so it lands in the flow run's logs; a failing rank's traceback travels with its exception.
+        # What each rank prints goes to a file beside the run (the run dir is on a shared path), which
+        # the driver forwards into its own (the flow run's) logs, also when the rank failed.
         printed = io.StringIO()
-        with contextlib.redirect_stdout(printed), contextlib.redirect_stderr(printed):
-            result = run_training(payload["root"], TrainStageConfig.model_validate(payload["stage"]),
-                                  payload["storage_options"], device=get_device())
-        ray_train.report({**{k: v for k, v in result.items() if isinstance(v, (int, float, str))},
-                          "worker_output": printed.getvalue()[-_MAX_FORWARDED_CHARS:]})
+        rank = ray_train.get_context().get_world_rank()
+        try:
+            with contextlib.redirect_stdout(printed), contextlib.redirect_stderr(printed):
+                result = run_training(payload["root"], TrainStageConfig.model_validate(payload["stage"]),
+                                      payload["storage_options"], device=get_device())
+        finally:
+            os.makedirs(payload["output_dir"], exist_ok=True)
+            with open(os.path.join(payload["output_dir"], f"output-rank{rank}.txt"), "w") as handle:
+                handle.write(printed.getvalue()[-_MAX_FORWARDED_CHARS:])
+        ray_train.report({k: v for k, v in result.items() if isinstance(v, (int, float, str))})
 
+    for stale in glob.glob(os.path.join(output_dir, "output-rank*.txt")):
+        os.remove(stale)  # a resumed run's earlier output was forwarded by its own driver
     trainer = TorchTrainer(
         loop,
-        train_loop_config={"root": root, "stage": stage.model_dump(mode="json"), "storage_options": storage_options or {}},
+        train_loop_config={"root": root, "stage": stage.model_dump(mode="json"), "storage_options": storage_options or {},
+                           "output_dir": output_dir},
         scaling_config=ScalingConfig(num_workers=stage.num_workers, use_gpu=use_gpu,
                                      resources_per_worker={"CPU": stage.cpus_per_worker, **({"GPU": 1} if use_gpu else {})}),
-        run_config=RunConfig(name=f"kurate-{stage.name}-{stage.model}", storage_path=os.path.abspath(stage.run_dir(root) + "-ray")),
+        run_config=RunConfig(name=f"kurate-{stage.name}-{stage.model}", storage_path=output_dir),
     )
-    result = trainer.fit()
-    metrics = dict(result.metrics or {})
-    forward_output(metrics.pop("worker_output", ""), f"train {stage.name}-{stage.model} rank 0")
-    return metrics
+    try:
+        result = trainer.fit()
+    finally:
+        for path in sorted(glob.glob(os.path.join(output_dir, "output-rank*.txt"))):
+            with open(path) as handle:
+                rank_name = os.path.basename(path)[len("output-"):-len(".txt")]
+                forward_output(handle.read(), f"train {stage.name}-{stage.model} {rank_name}")
+    return dict(result.metrics or {})
 
 
 # --- Ray Job submission (the Prefect flow) ------------------------------------------------------------
