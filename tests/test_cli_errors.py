@@ -69,7 +69,7 @@ def test_an_unknown_root_is_an_input_error(tmp_path):
 def test_debug_adds_the_traceback(tmp_path):
     done = kurate("--debug", "annotate", "--root", str(tmp_path / "typo"))
     assert done.returncode == EXIT_INPUT
-    assert "Traceback (most recent call last)" in done.stderr and "kurate.errors.InputError" in done.stderr
+    assert "Traceback (most recent call last)" in done.stderr and "kurate.storage.status.NoRoot" in done.stderr
     assert done.stderr.strip().splitlines()[-1].startswith("kurate annotate: no kurate root at")
 
 

@@ -28,7 +28,7 @@ from typing import Callable, Optional, TypeVar
 import typer
 from typer.core import TyperCommand
 
-from kurate.errors import EXIT_CONFIG, InputError, explain
+from kurate.errors import EXIT_CONFIG, explain
 from kurate.models.architectures import MODEL_KINDS, PRESETS  # names only: no torch at start-up
 
 T = TypeVar("T")
@@ -197,12 +197,9 @@ def _check_root(root: str, storage_options: dict, writes: bool = False) -> None:
     from kurate.storage.shards import ShardStore
     from kurate.storage.status import NoRoot, check_root
 
-    try:
-        if not exists:
-            raise NoRoot(root)
-        check_root(ShardStore(root, storage_options))
-    except NoRoot:
-        raise InputError(f"no kurate root at {root}", "check --root (a root an earlier stage wrote, e.g. `kurate curate`)") from None
+    if not exists:
+        raise NoRoot(f"no kurate root at {root}")
+    check_root(ShardStore(root, storage_options))  # NoRoot (an InputError) when nothing a stage writes is there
 
 
 def _preflight(command: str, cfg, stages: list[str]) -> None:
