@@ -38,10 +38,18 @@ demo: setup $(DEMO_WARC)
 	$(BIN)/kurate query --root $(DEMO_ROOT) \
 	  "select s.prompt_type, c.url as source_url, left(s.text, 60) as start from synthetic s join curated c on c.id = s.source_id"
 	$(BIN)/kurate query --root $(DEMO_ROOT) \
+	  "select name, version, documents, words, train_documents, validation_documents, content_hash from releases order by all"
+	sed -n '/^## Documents and words/,/^## JQL scores/p' "$$(ls -d $(DEMO_ROOT)/releases/default/v* | sort -V | tail -1)/README.md" | grep -v '^## JQL'
+	# lineage: which documents made it into checkpoint 60 of demo-hat; was this URL ever trained on?
+	$(BIN)/kurate query --root $(DEMO_ROOT) \
+	  "select t.id, t.first_step, r.source, r.url from trained_on t join release_documents r on r.id = t.id and r.name = t.release and r.version = t.version where t.run = 'demo-hat' and t.checkpoint_step <= 60 order by t.first_step limit 10"
+	$(BIN)/kurate query --root $(DEMO_ROOT) \
+	  "select t.run, t.release, t.version, min(t.first_step) as first_step from trained_on t join release_documents r on r.id = t.id and r.name = t.release and r.version = t.version where r.url = (select min(url) from release_documents where source = 'curated') group by all"
+	$(BIN)/kurate query --root $(DEMO_ROOT) \
 	  "select run, max(step) as steps, round(min(loss), 3) as best_loss from metrics group by all"
 	$(BIN)/kurate generate --checkpoint $(DEMO_ROOT)/checkpoints/demo-hat/checkpoint "Die Stadt"
 	$(BIN)/kurate query --root $(DEMO_ROOT) \
-	  "select id, method, kept_units, doc_units, len(spans) as spans from coretokens order by rank"
+	  "select id, method, replay, kept_units, doc_units, stored_bytes, len(spans) as spans from coretokens order by rank"
 
 test: setup
 	$(BIN)/python -m pytest -q -ra
@@ -57,6 +65,9 @@ bench: setup
 	$(BIN)/python bench/jql_cpu.py
 	$(BIN)/python bench/train_cpu.py
 	$(BIN)/python bench/continual.py
+	$(BIN)/python bench/hat_effects.py --quick
+	$(BIN)/python bench/tfree_effects.py --quick
+	$(BIN)/python bench/jql_agreement.py --quick
 
 # GPU benchmarks (random weights of the production geometry; run on a machine with a GPU)
 bench-gpu: setup

@@ -47,12 +47,18 @@ def prefect_server():
 
 @pytest.fixture(scope="session")
 def ray_local():
-    """A local Ray instance shared by the session (2 CPUs, as on CI)."""
+    """A private local Ray instance shared by the session (2 CPUs, as on CI): ``address="local"`` and a temp dir
+    of its own, so it never attaches to another Ray running on the machine."""
+    import shutil
+    import tempfile
+
     import ray
 
-    ray.init(num_cpus=2, include_dashboard=False, logging_level="WARNING")
+    temp_dir = tempfile.mkdtemp(prefix="kloc", dir="/tmp")  # Ray's socket paths must stay under 107 bytes
+    ray.init(address="local", num_cpus=2, include_dashboard=False, logging_level="WARNING", _temp_dir=temp_dir)
     yield ray
     ray.shutdown()
+    shutil.rmtree(temp_dir, ignore_errors=True)
 
 
 @pytest.fixture()
@@ -74,7 +80,8 @@ def ray_head(tmp_path):
                                                 "--metrics-export-port", "--ray-client-server-port",
                                                 "--runtime-env-agent-port", "--node-manager-port", "--object-manager-port")
                                for arg in (flag, str(free_port()))]],
-                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                            # a log file, not a pipe: nobody reads a pipe while the test runs, and a full one blocks the head
+                            env=env, stdout=subprocess.DEVNULL, stderr=open(Path(short_tmp) / "head.log", "w"))
     address = f"http://127.0.0.1:{dashboard}"
     deadline = time.time() + 120
     import httpx
@@ -87,7 +94,7 @@ def ray_head(tmp_path):
             pass
         if proc.poll() is not None or time.time() > deadline:
             proc.kill()
-            raise RuntimeError(f"ray head did not start: {proc.stderr.read().decode()[-2000:]}")
+            raise RuntimeError(f"ray head did not start: {(Path(short_tmp) / 'head.log').read_text()[-2000:]}")
         time.sleep(1)
     old = os.environ.get("RAY_AUTH_MODE")
     os.environ["RAY_AUTH_MODE"] = "disabled"
@@ -141,3 +148,129 @@ def s3_server():
     yield options
     proc.terminate()
     proc.wait(timeout=10)
+
+
+def session_processes(sid: int) -> list:
+    """Every live process of session ``sid`` (a ``ray start`` started with ``start_new_session``: its GCS,
+    raylet, agents and workers, which Ray moves into process groups of their own but never out of the session)."""
+    import psutil
+
+    found = []
+    for proc in psutil.process_iter():
+        try:
+            if os.getsid(proc.pid) == sid and proc.status() != psutil.STATUS_ZOMBIE:
+                found.append(proc)
+        except (ProcessLookupError, PermissionError, psutil.Error):
+            pass
+    return found
+
+
+def stop_session(sid: int, grace: float = 30) -> None:
+    """SIGTERM the processes of session ``sid``, SIGKILL what is left after ``grace`` seconds (never `ray stop`)."""
+    import psutil
+
+    procs = session_processes(sid)
+    for proc in procs:
+        try:
+            proc.terminate()
+        except psutil.Error:
+            pass
+    _, alive = psutil.wait_procs(procs, timeout=grace)
+    for proc in alive + session_processes(sid):
+        try:
+            proc.kill()
+        except psutil.Error:
+            pass
+
+
+class LocalRayCluster:
+    """A Ray head (0 CPUs, dashboard) and worker nodes (1 CPU each), each a `ray start --block` in its own
+    session on this machine, every port its own free one."""
+
+    def __init__(self, temp_dir: str):
+        self.temp_dir = temp_dir
+        self.gcs_port, self.dashboard_port = free_port(), free_port()
+        self.address = f"127.0.0.1:{self.gcs_port}"
+        self.dashboard = f"http://127.0.0.1:{self.dashboard_port}"
+        self.env = {**os.environ, "RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0"}
+        self.env.pop("RAY_ADDRESS", None)
+        self.nodes: dict[str, subprocess.Popen] = {}
+
+    def _ports(self, index: int) -> list[str]:
+        flags = ("--dashboard-agent-listen-port", "--dashboard-agent-grpc-port", "--metrics-export-port",
+                 "--runtime-env-agent-port", "--node-manager-port", "--object-manager-port")
+        # worker ports in a range of their own per node (the default range is shared)
+        return [a for f in flags for a in (f, str(free_port()))] + [
+            "--min-worker-port", str(20000 + 1000 * index), "--max-worker-port", str(20999 + 1000 * index)]
+
+    def _start(self, name: str, args: list[str]) -> None:
+        ray = Path(sys.executable).with_name("ray")
+        log = open(Path(self.temp_dir) / f"{name}.log", "w")
+        self.nodes[name] = subprocess.Popen([str(ray), "start", "--block", *args], env=self.env, stdout=log,
+                                            stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+
+    def alive(self, name: str) -> bool:
+        """Whether the node holding resource ``name`` is registered and alive (Ray's state API)."""
+        from ray.util.state import list_nodes
+
+        return any(n.state == "ALIVE" and name in n.resources_total for n in list_nodes(address=self.dashboard))
+
+    def start_head(self) -> None:
+        import httpx
+
+        self._start("head", ["--head", "--port", str(self.gcs_port), "--num-cpus", "0", "--include-dashboard", "true",
+                             "--dashboard-host", "127.0.0.1", "--dashboard-port", str(self.dashboard_port),
+                             "--ray-client-server-port", str(free_port()), "--temp-dir", self.temp_dir, *self._ports(0)])
+        self._wait(lambda: httpx.get(f"{self.dashboard}/api/version", timeout=2).status_code == 200, "head")
+
+    def add_worker(self, name: str, attempts: int = 3) -> None:
+        """A worker node with 1 CPU and resource ``name``; on a loaded machine a raylet can miss Ray's fixed 30 s
+        registration window, so a node that dies while starting is started again."""
+        for attempt in range(attempts):
+            self._start(name, ["--address", self.address, "--num-cpus", "1", "--resources", f'{{"{name}": 1}}',
+                               *self._ports(len(self.nodes))])
+            try:
+                self._wait(lambda: self.alive(name), name)
+                return
+            except RuntimeError:
+                stop_session(self.nodes.pop(name).pid, grace=5)
+                if attempt == attempts - 1:
+                    raise
+
+    def _wait(self, ready, name: str, timeout: float = 180) -> None:
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            try:
+                if ready():
+                    return
+            except Exception:  # noqa: BLE001 - not up yet
+                pass
+            if self.nodes[name].poll() is not None:
+                break
+            time.sleep(1)
+        raise RuntimeError(f"ray node {name} did not start: {(Path(self.temp_dir) / f'{name}.log').read_text()[-2000:]}")
+
+    def raylet(self, name: str):
+        """The raylet process of node ``name``."""
+        return next(p for p in session_processes(self.nodes[name].pid) if p.name() == "raylet")
+
+    def stop(self) -> None:
+        for name in reversed(list(self.nodes)):
+            stop_session(self.nodes[name].pid)
+
+
+@pytest.fixture(scope="module")
+def ray_cluster():
+    """A head and two worker nodes (``worker1``, ``worker2``) on this machine; stopped by session id afterwards."""
+    import shutil
+    import tempfile
+
+    cluster = LocalRayCluster(tempfile.mkdtemp(prefix="kcl", dir="/tmp"))  # socket paths must stay under 107 bytes
+    try:
+        cluster.start_head()
+        cluster.add_worker("worker1")
+        cluster.add_worker("worker2")
+        yield cluster
+    finally:
+        cluster.stop()
+        shutil.rmtree(cluster.temp_dir, ignore_errors=True)

@@ -161,7 +161,7 @@ def test_training_curves_and_continual_comparison_are_pictures(prefect_server, t
     arms = [{"arm": "before continuing", "old_bpb": 2.0, "new_bpb": 3.0, "old_delta": 0.0, "new_delta": 0.0},
             {"arm": "no replay", "old_bpb": 2.4, "new_bpb": 2.2, "old_delta": 0.4, "new_delta": -0.8},
             {"arm": "coretokens", "old_bpb": 2.1, "new_bpb": 2.25, "old_delta": 0.1, "new_delta": -0.75}]
-    result = {"run": "continual-hat", "buffer_docs": 3, "kept_units": 40, "checkpoint": str(root / "ckpt" / "checkpoint"),
+    result = {"run": "continual-hat", "buffer_docs": 3, "kept_units": 40, "stored_bytes": 160, "checkpoint": str(root / "ckpt" / "checkpoint"),
               "old_bpb_before": 2.0, "old_bpb_after": 2.1, "new_bpb_before": 3.0, "new_bpb_after": 2.25, "comparison": arms}
 
     @flow

@@ -89,8 +89,9 @@ def test_an_unreachable_s3_endpoint_is_a_runtime_failure_in_one_line(demo_warc):
     done = subprocess.run([KURATE, "curate", "--input", str(demo_warc[0]), "--root", "s3://kurate/run", *s3], capture_output=True,
                           text=True, timeout=300, env={**bare, **no_credentials})
     assert done.returncode == EXIT_RUNTIME
-    assert error_lines(done) == ["kurate curate: no S3 credentials found — set storage_options.s3.key and .secret, "
-                                 "or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"]
+    assert error_lines(done) == ["kurate curate: no S3 credentials found — set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, "
+                                 "or reference them in storage_options.s3 ({prefect_secret: BLOCK}, {env: VAR} or "
+                                 "{file: PATH}; README: Credentials)"]
 
 
 def test_a_failure_inside_a_flow_ends_in_one_line_without_prefect_tracebacks(prefect_server, curated_root):

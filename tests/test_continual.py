@@ -17,9 +17,10 @@ import torch
 
 from kurate.models.bpe import BOS, BPECodec, BPEConfig, BPEModel
 from kurate.models.checkpoint import build
-from kurate.models.coretokens import (atman_relevance, build_buffer, doc_batch, encode_docs, gradxinput_relevance,
-                                      replay_texts, score_documents, select_documents, span_rows)
-from kurate.models.packing import MaskedText, Packer
+from kurate.models.coretokens import (ATMAN_SUPPRESSION, atman_relevance, build_buffer, doc_batch, encode_docs,
+                                      gradxinput_relevance, kept_rows, replay_texts, score_documents,
+                                      select_documents, span_rows)
+from kurate.models.packing import KeptSpans, MaskedText, Packer
 from kurate.models.train import train
 from kurate.models.train_config import preset
 from kurate.storage.catalog import Catalog
@@ -172,10 +173,10 @@ def test_selection_picks_the_budget():
     rows = build_buffer(model, codec, docs, budget=0.02, token_fraction=0.1, window=17, scores=scores, units=units)
     kept = sum(r["kept_units"] for r in rows)
     assert 0.02 * total <= kept <= 0.02 * total + 2 * len(rows)  # ceil per document
-    for r in rows:
-        raw = texts[int(r["id"][1:])].encode()
+    for r in rows:  # replay "kept": the byte offsets index the stored text, a piece of the document each
+        raw = r["text"].encode()
         for s in r["spans"]:
-            assert raw[s["byte_start"]:s["byte_end"]].decode() in r["text"]
+            assert raw[s["byte_start"]:s["byte_end"]].decode() in texts[int(r["id"][1:])]
 
 
 @pytest.mark.parametrize("kind", ["hat", "bpe"])
@@ -188,10 +189,12 @@ def test_segments_hold_the_kept_units_with_bounded_context(kind):
     per_unit = {}
     for c in (None, 16, 4, 0):
         rows = build_buffer(model, codec, docs, budget=0.03, token_fraction=0.1, window=65, units=units,
-                            selection="random", context_units=c)
+                            selection="random", context_units=c, replay="context")
         # through the dataset's schema and back, as the flow reads a committed buffer
         rows = pa.Table.from_pylist(rows, schema=CORETOKENS).to_pylist()
-        assert rows and all(r["context_units"] == c for r in rows)
+        assert rows and all(r["context_units"] == c and r["replay"] == "context" for r in rows)
+        # the context arm stores the text up to its last kept unit, and says so
+        assert all(r["stored_bytes"] == len(r["text"].encode()) for r in rows)
         positions = kept = 0
         for r in rows:
             u = units[int(r["id"][1:])]
@@ -220,7 +223,92 @@ def test_segments_hold_the_kept_units_with_bounded_context(kind):
     assert per_unit[None] >= per_unit[16] >= per_unit[4] > per_unit[0] and per_unit[0] <= 2
 
 
-@pytest.mark.parametrize("arm", ["core-tokens-prefix", "core-tokens-context", "full-documents"])
+def test_atman_suppression_defaults_to_the_papers_f():
+    import inspect
+
+    from kurate.flows.config import ContinualConfig
+
+    # AtMan's official Explainer scales a suppressed key by suppression_factor = 0.1 = 1 − f
+    assert ATMAN_SUPPRESSION == 0.9 and ContinualConfig().suppression == 0.9
+    for fn in (atman_relevance, build_buffer):
+        assert inspect.signature(fn).parameters["suppression"].default == 0.9
+
+
+@pytest.mark.parametrize("kind", ["hat", "bpe"])
+def test_kept_buffer_stores_only_the_kept_units(kind):
+    texts = german_paragraphs(40, seed=5)
+    model, codec = build(_small(kind).replace(seq_len=64), fit_texts=texts)
+    docs = [(f"d{i}", t) for i, t in enumerate(texts)]
+    units = encode_docs(codec, texts, 65)
+    rows = build_buffer(model, codec, docs, budget=0.03, token_fraction=0.1, window=65, units=units, selection="random")
+    rows = pa.Table.from_pylist(rows, schema=CORETOKENS).to_pylist()  # the dataset keeps what it stores
+    context = build_buffer(model, codec, docs, budget=0.03, token_fraction=0.1, window=65, units=units,
+                           selection="random", replay="context", context_units=None)
+    assert rows and all(r["replay"] == "kept" and r["context_units"] is None for r in rows)
+    for r in rows:
+        u = units[int(r["id"][1:])]
+        kept = [x for s in r["spans"] for x in u[s["start"]:s["end"]]]
+        assert r["kept_units"] == len(kept) >= 1
+        # stored bytes are the kept units' bytes: the text holds nothing else
+        assert r["stored_bytes"] == len(r["text"].encode()) == sum(codec.unit_bytes(x) for x in kept)
+        assert r["spans"][0]["byte_start"] == 0 and r["spans"][-1]["byte_end"] == r["stored_bytes"]
+    # the same documents' prefix up to the last kept unit (the context arm) stores several times more
+    assert sum(r["stored_bytes"] for r in context) > 3 * sum(r["stored_bytes"] for r in rows)
+    # replay: one document per row, the kept units at their original positions
+    (doc,) = replay_texts(rows[:1])
+    assert isinstance(doc, KeptSpans) and doc == rows[0]["text"]
+    u, r = units[int(rows[0]["id"][1:])], rows[0]
+    packed, mask, pos = doc.packed(codec)
+    want_units, want_pos = [codec.bos], [0]
+    for s in r["spans"]:
+        if s["start"] > 0:
+            want_units, want_pos = want_units + [codec.bos], want_pos + [s["start"]]
+        want_units += u[s["start"]:s["end"]]
+        want_pos += list(range(s["start"] + 1, s["end"] + 1))
+    assert packed == want_units and pos == want_pos and sum(mask) == r["kept_units"]
+    assert [x for x, m in zip(packed, mask) if m] == [x for s in r["spans"] for x in u[s["start"]:s["end"]]]
+
+
+@pytest.mark.parametrize("kind", ["hat", "bpe"])
+def test_kept_replay_keeps_original_positions(kind):
+    """The packed kept units get their original positions: the model's loss on them equals its loss
+    on the whole document with [BOS] placeholders before the spans and every other unit's attention
+    removed (key bias −inf), and differs from the same units packed at consecutive positions."""
+    texts = german_paragraphs(12, seed=3)
+    model, codec = build(_small(kind).replace(seq_len=64), fit_texts=texts)
+    model.eval()
+    u = codec.encode(texts[0])[:40]
+    spans = [(3, 5), (11, 12), (20, 23)]
+    sp, stored = kept_rows(codec, texts[0], u, spans)
+    spans = [(s["start"], s["end"]) for s in sp]  # (a codec may have widened a span)
+    (doc,) = replay_texts([{"text": stored, "spans": sp, "replay": "kept"}])
+    packer = Packer([doc] * 4, codec, 8, cycle=False)  # 4 × 10 positions: the first sequence is the document's start
+    batch = packer.next_batch(1)
+    units, mask, pos = doc.packed(codec)
+    assert batch["positions"][0].tolist() == pos[:9] and batch["loss_mask"][0].tolist() == mask[:9]
+    one = codec.collate([units])
+    one.update(loss_mask=torch.tensor([mask]), positions=torch.tensor([pos]))
+    # the whole document: placeholders at the units before the spans, the rest suppressed
+    full = [codec.bos] + list(u[:spans[-1][1]])
+    keep_key = torch.zeros(len(full), dtype=torch.bool)
+    keep_key[0] = True
+    targets = torch.zeros(len(full), dtype=torch.bool)
+    for a, b in spans:
+        full[a] = codec.bos  # position a holds unit a − 1: now a placeholder
+        keep_key[a:b + 1] = True
+        targets[a + 1:b + 1] = True
+    ref = codec.collate([full])
+    ref.update(loss_mask=targets[None], key_bias=torch.where(keep_key, 0.0, float("-inf"))[None])
+    with torch.no_grad():
+        got = model(one)["unit_loss"][0][torch.tensor(mask[1:])]
+        want = model(ref)["unit_loss"][0][targets[1:]]
+        shifted = model({**one, "positions": torch.arange(len(units))[None]})["unit_loss"][0][torch.tensor(mask[1:])]
+    assert torch.allclose(got, want, atol=1e-4), (got, want)
+    # consecutive positions give another result (small at initialisation, far above the rounding)
+    assert (got - shifted).abs().max() > 10 * (got - want).abs().max()
+
+
+@pytest.mark.parametrize("arm", ["core-tokens-kept", "core-tokens-prefix", "core-tokens-context", "full-documents"])
 def test_replay_share_counts_loss_bearing_units(arm):
     from kurate.models.continual import ReplayMix, loss_units
 
@@ -232,11 +320,15 @@ def test_replay_share_counts_loss_bearing_units(arm):
     for t in old:
         u = codec.encode(t)
         spans = [(0, len(u))] if arm == "full-documents" else [(j, j + 1) for j in range(0, len(u), 10)]
-        sp, text = span_rows(codec, t, u, spans, 2 if arm == "core-tokens-context" else None)
-        rows.append({"text": text, "spans": sp})
+        if arm == "core-tokens-kept":
+            sp, text = kept_rows(codec, t, u, spans)
+            rows.append({"text": text, "spans": sp, "replay": "kept"})
+        else:
+            sp, text = span_rows(codec, t, u, spans, 2 if arm == "core-tokens-context" else None)
+            rows.append({"text": text, "spans": sp})
     buffer = replay_texts(rows)
     assert len(buffer) == (len(old) if arm != "core-tokens-context" else sum(len(r["spans"]) for r in rows))
-    masks = [b.unit_mask(len(codec.encode(b))) for b in buffer]
+    masks = [b.packed(codec)[1] for b in buffer]
     per_unit = sum(map(len, masks)) / sum(map(sum, masks))  # positions per loss-bearing unit
     masked = arm != "full-documents"
     share, seq_len, batch_size, steps = 0.25, 16, 4, 100
@@ -246,8 +338,7 @@ def test_replay_share_counts_loss_bearing_units(arm):
     bears, replayed = [], []
     ids = {id(b) for b in buffer}
     for d in docs:
-        n = len(codec.encode(d))
-        keep = d.unit_mask(n) if isinstance(d, MaskedText) else [True] * (n + 1)
+        keep = d.packed(codec)[1] if isinstance(d, MaskedText) else [True] * (len(codec.encode(d)) + 1)
         bears += keep
         replayed += [id(d) in ids] * len(keep)
     packer = Packer(mix, codec, seq_len)
@@ -267,6 +358,8 @@ def test_replay_share_counts_loss_bearing_units(arm):
     assert abs(positions - share * per_unit / (share * per_unit + 1 - share)) < 0.03, (positions, per_unit)
     if arm == "core-tokens-prefix":
         assert per_unit > 7 and positions > 2.5 * share
+    elif arm == "core-tokens-kept":  # [BOS] + a placeholder per span: ≤ 2 positions per kept unit
+        assert 1 < per_unit <= 2.1 and share < positions < 0.45
     elif arm == "core-tokens-context":
         assert per_unit <= 4 and share < positions < 0.6
     else:
@@ -319,9 +412,19 @@ def test_comparison_runs_every_arm(continual_root):
 
     result = run_continual(_config(continual_root, name="cmp", compare=True, multiples=[2],
                                    selection="loss", attribution="gradxinput"))
-    arms = [r["arm"] for r in result["comparison"]]
-    assert arms[:2] == ["before continuing", "no replay"] and len(arms) == 7 and arms[-1].startswith("core tokenset")
-    assert all(np.isfinite(r["old_bpb"]) and np.isfinite(r["new_bpb"]) for r in result["comparison"])
+    table = result["comparison"]
+    arms = [r["arm"] for r in table]
+    assert arms[:3] == ["before continuing", "no replay", "core tokenset (loss + gradxinput, kept units only)"]
+    assert arms[3:] == ["random coreset 1× storage", "loss coreset 1× storage",
+                        "random coreset 2× storage", "loss coreset 2× storage"]
+    assert all(np.isfinite(r["old_bpb"]) and np.isfinite(r["new_bpb"]) for r in table)
+    # coresets matched by stored bytes: each stores at least k× the core tokenset's bytes, and less
+    # than that plus one document (the last pick crosses the budget)
+    core = table[2]["stored_bytes"]
+    assert core > 0 and result["stored_bytes"] > 0
+    for r in table[3:]:
+        k = int(r["arm"].split()[2][:-1])
+        assert k * core <= r["stored_bytes"] and r["storage_vs_core"] >= k
     # continuing on English moves the English figure
     assert result["comparison"][1]["new_delta"] != 0
 

@@ -145,6 +145,20 @@ def test_reference_documents_always_win_and_are_never_reported(tmp_path):
     assert find_duplicates(reference).num_rows == 2  # the same file as *new* data does report its duplicates
 
 
+def test_reference_exclude_leaves_out_the_references_own_dropped_documents(tmp_path):
+    """A finalized shard's signature file still holds the documents its dedup run dropped; those are
+    not curated, so with their ranks excluded they can no longer win against new documents."""
+    reference = [write(tmp_path / "ref.parquet", [("r-kept", "ref\x1f0", ARTICLE_EN), ("r-dropped", "ref\x1f1", ARTICLE_DE)])]
+    dropped = tmp_path / "dropped.parquet"
+    pq.write_table(DUPLICATE_SCHEMA.empty_table().from_pylist(
+        [{"id": "r-dropped", "rank": "ref\x1f1", "duplicate_of": "elsewhere", "kind": "exact", "similarity": 1.0}],
+        schema=DUPLICATE_SCHEMA), str(dropped))
+    new = [write(tmp_path / "new.parquet", [("n-de", "new\x1f0", ARTICLE_DE), ("n-en", "new\x1f1", ARTICLE_EN)])]
+    assert set(as_dict(find_duplicates(new, reference))) == {"n-de", "n-en"}
+    found = as_dict(find_duplicates(new, reference, reference_exclude=[str(dropped)]))
+    assert found == {"n-en": ("r-kept", "exact", 1.0)}  # n-de is kept: its only copy was never curated
+
+
 def test_rank_decides_the_winner_then_id(tmp_path):
     near = change_words(ARTICLE_EN, {70: "bakers"})
     docs = [("a", "2", ARTICLE_EN), ("b", "1", near), ("c", "1", ARTICLE_EN), ("d", "0", UNRELATED[0])]

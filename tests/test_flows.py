@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 from pathlib import Path
 
 import fsspec
@@ -123,10 +124,15 @@ def test_deployments_for_serve(prefect_server):
     config = load_config(Path(__file__).resolve().parents[1] / "configs" / "demo.yaml")
     deployments = build_deployments(config, cron="0 3 * * *")
     assert [d.name for d in deployments] == ["served-pipeline", "served-curate", "served-annotate", "served-distill",
-                                             "served-score", "served-synthesize", "served-train", "served-continual"]
+                                             "served-score", "served-synthesize", "served-release", "served-train",
+                                             "served-continual"]
+    # a published release of the demo root starts the train deployment (tests/test_release_flows.py runs it)
+    (trigger,) = deployments[7].triggers
+    assert trigger.expect == {"kurate.release.published"} and trigger.match["prefect.resource.id"] == ["kurate.release.default"]
+    assert trigger.parameters["config"]["train"]["data"] == {"release": "default", "version": "latest"}
     # README's list of them: tests/test_infra.py
     assert deployments[0].schedules[0].schedule.cron == "0 3 * * *"
-    assert deployments[1].parameters["config"]["root"] == "runs/demo"
+    assert deployments[1].parameters["config"]["root"] == os.path.abspath("runs/demo")  # load_config resolves local roots
 
 
 def test_workers_run_in_process_or_as_a_ray_actor_pool(ray_local):

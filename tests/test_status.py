@@ -195,3 +195,13 @@ def test_annotate_plans_the_chunks_its_judges_commit(prefect_server, tmp_path):
     out = _status(root)
     assert _table(out.output, "stage")["annotate-one"] == ["2", "3", "1", "0"]
     assert f"  {last.input}" in out.output.split("pending in stage annotate-one")[1].splitlines()
+
+
+def test_status_names_the_run_that_holds_the_root(root):
+    from kurate.storage.shards import RunLock
+
+    with RunLock(ShardStore(root), "curate"):
+        out = _status(root)
+        assert out.exit_code == 0, out.output
+        assert f"a curate run holds this root: pid {os.getpid()} on " in out.output
+    assert "holds this root" not in _status(root).output

@@ -135,3 +135,52 @@ def test_parquet_mix_is_deterministic_weighted_and_split(tmp_path):
     # within a source, file order and row order are kept
     a_seen = [t for t in first if t[0] == "A"]
     assert a_seen == sorted(a_seen, key=lambda t: int(t[1:]))
+
+
+def _documents_run(cfg, texts, out: str, crash_at: int | None = None) -> list[tuple[str, int, int]]:
+    """(id, first step, checkpoint step) as the train flow commits them: buffered per step, kept at
+    each segment end (right before a checkpoint); a crash loses the uncommitted segment."""
+    committed, buffer = [], []
+
+    def on_documents(step, ids):
+        if step == crash_at:
+            raise Crash
+        buffer.extend((doc_id, step) for doc_id in ids)
+
+    def on_segment_end(step):
+        committed.extend((doc_id, first, step) for doc_id, first in buffer)
+        buffer.clear()
+
+    try:
+        train(cfg, texts, None, out, on_documents=on_documents, on_segment_end=on_segment_end)
+    except Crash:
+        pass
+    return committed
+
+
+def test_a_resumed_run_reports_the_documents_an_uninterrupted_one_does(tmp_path):
+    from kurate.models.data import DocText
+
+    texts = [DocText(t, f"d{i}") for i, t in enumerate(german_paragraphs(6))]  # several epochs in 12 steps
+    cfg = small("bpe").replace(max_steps=12, checkpoint_every=4)
+    full = _documents_run(cfg, texts, str(tmp_path / "a"))
+    assert sorted(d for d, _, _ in full) == [f"d{i}" for i in range(6)]  # every document once, epoch 0 only
+    assert [first for _, first, _ in full] == sorted(first for _, first, _ in full)
+    killed = _documents_run(cfg, texts, str(tmp_path / "b"), crash_at=7)  # checkpoint at 4, segment 5-7 lost
+    assert killed == [row for row in full if row[2] <= 4]
+    resumed = _documents_run(cfg, texts, str(tmp_path / "b"))
+    assert resumed and killed + resumed == full  # the resumed part is not empty: epoch 0 spans the checkpoint
+
+
+def test_checkpoints_at_a_default_interval(tmp_path):
+    from kurate.models.train_config import TrainConfig
+
+    assert TrainConfig().checkpoint_every == 50
+    cfg = small("bpe").replace(max_steps=60, checkpoint_every=TrainConfig().checkpoint_every, eval_every=0)
+    texts = german_paragraphs(40)
+    with pytest.raises(Crash):
+        train(cfg, texts, None, str(tmp_path / "r"), on_metrics=lambda m: (_ for _ in ()).throw(Crash) if m["step"] == 55 else None)
+    _, _, saved = load_checkpoint(str(tmp_path / "r"))
+    steps = []
+    train(cfg, texts, None, str(tmp_path / "r"), on_metrics=lambda m: steps.append(m["step"]))
+    assert steps == list(range(51, 61))  # resumed from the step-50 checkpoint, not from 0

@@ -57,3 +57,48 @@ def test_train_flow_submits_a_ray_job_once(prefect_server, text_root, ray_head):
     from ray.job_submission import JobSubmissionClient
 
     assert [j.submission_id for j in JobSubmissionClient(ray_head).list_jobs()] == [result["job"]]
+
+
+def _train_cli(root: str, prefect_server: str, extra: list[str]) -> subprocess.Popen:
+    kurate = str(Path(sys.executable).with_name("kurate"))
+    env = {**os.environ, "PREFECT_API_URL": prefect_server, "OMP_NUM_THREADS": "1"}
+    return subprocess.Popen([kurate, "--quiet", "train", "--root", root, "--release", "default@v1", "--model", "hat",
+                             "--set", "train.overrides.max_steps=20", "--set", "train.overrides.checkpoint_every=5",
+                             "--set", "train.overrides.log_every=5", "--set", "ray.executor=local", *extra],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+@pytest.mark.e2e
+def test_a_killed_and_resumed_run_has_every_metrics_row_and_the_same_lineage(prefect_server, tmp_path):
+    """Issue 16 case 10: the run is SIGKILLed after its first segment committed; the re-run resumes from
+    the checkpoint, and metrics and trained_on end up as an uninterrupted run's (steps 1..20 once each)."""
+    import signal
+    import time
+
+    from kurate.release.config import ReleaseConfig
+    from kurate.release.publish import build_release
+
+    roots = {}
+    for name in ("killed", "whole"):
+        roots[name] = german_root(tmp_path / name, 120, seed=5)
+        build_release(roots[name], ReleaseConfig())
+    proc = _train_cli(roots["killed"], prefect_server, [])
+    manifests = Path(roots["killed"]) / "_manifests" / "train-demo-hat"
+    deadline = time.time() + 300
+    while not (manifests.exists() and any(manifests.iterdir())) and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=60)
+    assert proc.returncode == -signal.SIGKILL, "the run finished before it could be killed"
+    steps_before = [r["step"] for r in _metrics(roots["killed"], "demo-hat")]
+    assert steps_before and steps_before[-1] < 20
+    for name in ("killed", "whole"):
+        done = _train_cli(roots[name], prefect_server, [])
+        output = done.communicate(timeout=600)[0]
+        assert done.returncode == 0, output[-3000:]
+    assert [r["step"] for r in _metrics(roots["killed"], "demo-hat")] == list(range(1, 21))
+    lineage = {name: Catalog(root).query("select id, first_step, checkpoint_step, release, version from trained_on "
+                                         "order by first_step, id").to_pylist() for name, root in roots.items()}
+    assert lineage["killed"] == lineage["whole"] and lineage["whole"]
+    assert len({r["id"] for r in lineage["whole"]}) == len(lineage["whole"])
+    assert {(r["release"], r["version"]) for r in lineage["whole"]} == {("default", 1)}

@@ -72,7 +72,8 @@ def explain(exc: BaseException) -> KurateError:
     if module.startswith("botocore"):
         if name == "NoCredentialsError":
             return StorageError("no S3 credentials found",
-                                "set storage_options.s3.key and .secret, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY")
+                                "set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or reference them in storage_options.s3 "
+                                "({prefect_secret: BLOCK}, {env: VAR} or {file: PATH}; README: Credentials)")
         if "Endpoint" in name or "Connect" in name:
             return StorageError(f"cannot reach the storage endpoint: {text}",
                                 "check storage_options.s3.endpoint_url and that the S3 server is up")

@@ -134,6 +134,9 @@ def labelled_embeddings(root: str, judge: str, config: EmbedderConfig, target: s
             select l.id, l.language, l.{target} as y, e.vector
             from labels l join read_parquet(?) e using (id)
             where l.judge = ? and l.valid and l.{target} is not null
+            -- one row per document: a second label (another judge config) or embedding of the same id
+            -- would be trained on twice, and a copy on each side of the split leaks held-out data
+            qualify row_number() over (partition by l.id order by l.prompt_version desc, l.raw_output, y) = 1
             order by l.id""", [files, judge]).fetch_arrow_table()
     finally:
         con.close()

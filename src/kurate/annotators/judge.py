@@ -1,7 +1,9 @@
 """An LLM judge: a prompt, a backend and a scoring mode, turning documents into label rows.
 
-``logits`` mode: one forward pass per criterion; the next-token distribution over the score tokens
-at the answer position gives the distribution, its expectation and its argmax (no sampling).
+``logits`` mode: one forward pass per criterion; the answer prefix ("Educational score:") is written
+into the assistant turn at once, so the judge gives no justification first (the FineWeb-Edu rubric
+asks for one); the next-token distribution over the score tokens at the answer position gives the
+distribution, its expectation and its argmax (no sampling).
 ``generate`` mode: n sampled answers per criterion, parsed; majority vote, else the mean; invalid
 answers are counted and their raw text kept.
 """
@@ -30,7 +32,9 @@ class JudgeConfig(BackendConfig):
     model: str = Field(EMBEDDED_JUDGE_MODEL, description="HF id, local path, the server's model name, or embedded:smollm2-135m-instruct.")
     prompt: str = Field("fineweb_edu", description="Built-in prompt name (fineweb_edu, germanweb_quality) or a YAML path.")
     mode: Literal["logits", "generate"] = Field("logits", description="logits: score-token distribution after one forward "
-                                                "pass; generate: sampled answers, parsed.")
+                                                "pass, the answer prefix written at once (skips the justification the "
+                                                "FineWeb-Edu rubric asks for); generate: sampled answers with their "
+                                                "justification, parsed (how FineWeb-Edu and JQL labelled).")
     samples: int = Field(3, ge=1, description="Sampled answers per document in generate mode (JQL used 3).")
     temperature: float = Field(0.7, ge=0, description="generate mode: sampling temperature.")
     max_new_tokens: int = Field(160, ge=1, description="generate mode: tokens per sampled answer.")

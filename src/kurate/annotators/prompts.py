@@ -25,10 +25,11 @@ class Criterion:
     answer_prefix: str
 
     def messages(self, document: str) -> list[dict]:
-        return [
-            {"role": "system", "content": self.system.strip()},
-            {"role": "user", "content": self.user.replace("{document}", document).strip()},
-        ]
+        """The chat turns for one document; an empty ``system`` sends no system turn (FineWeb-Edu's
+        prompt is the user turn alone)."""
+        user = {"role": "user", "content": self.user.replace("{document}", document).strip()}
+        system = self.system.strip()
+        return [{"role": "system", "content": system}, user] if system else [user]
 
 
 @dataclass(frozen=True)

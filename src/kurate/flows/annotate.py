@@ -2,7 +2,8 @@
 
     kurate annotate --root runs/demo [--judge NAME …] [--per-language N]
 
-1. sample (DuckDB over the catalog): N curated documents per language, seeded → ``samples``
+1. sample (DuckDB over the catalog): N curated documents per language, seeded → ``samples``; a
+   committed decision: new curated shards only fill the places still free (one more increment)
 2. label: per judge, a pool of Ray actors (one model each; a GPU each when the cluster has them
    and the backend loads a model) labels the sample chunk by chunk → ``labels``; committed chunks are skipped on re-runs
 3. report: counts, invalid rate per judge and language, score histograms (Prefect artifacts)
@@ -31,7 +32,7 @@ from kurate.storage.status import record_plan
 def sample(config: PipelineConfig) -> SampleRef:
     a = config.annotate
     ref = commit_sample(config.root, a.sample, a.docs_per_unit, config.storage_options)
-    print(f"[annotate] sample {ref.unit}: {ref.rows} documents in {len(ref.chunks)} chunks")
+    print(f"[annotate] sample {ref.unit}: {ref.rows} documents in {len(ref.parts)} increment(s), {len(ref.chunks)} chunks")
     return ref
 
 

@@ -102,6 +102,12 @@ class OutputFormat(str, Enum):
     table = "table"
     csv = "csv"
     json = "json"
+    jsonl = "jsonl"
+
+
+class ExportFormat(str, Enum):
+    parquet = "parquet"
+    jsonl = "jsonl"
 
 
 def _fail(message: str) -> None:
@@ -155,12 +161,20 @@ def _drain_prefect() -> None:
         pass
 
 
+# Commands that run flows (and so start a temporary Prefect server, maybe a private Ray): the read-only
+# ones (query, status, export, generate) stay free of the watchdog's extra process.
+FLOW_COMMANDS = {"run", "curate", "annotate", "distill", "score", "synthesize", "release", "train", "continual", "serve", "submit"}
+
+
 def _run(command: str, action: Callable[[], T]) -> T:
     """Run a stage; any failure ends in one line (``kurate.errors.explain``) and its exit code."""
     from kurate.flows.config import ConfigError
+    from kurate.flows.watchdog import start_watchdog
 
     if not _options["debug"]:
         _console_without_tracebacks()
+    if command in FLOW_COMMANDS:
+        start_watchdog()  # the temporary Prefect server and anything else the run starts die with this process, even on SIGKILL
     try:
         return action()
     except (typer.Exit, typer.Abort):
@@ -321,6 +335,47 @@ def synthesize(
     _run("synthesize", lambda: synthesize_flow(cfg))
 
 
+@app.command()
+def release(
+    root: str = typer.Option(..., "--root", "-r", help="Root with committed curated (and scores, synthetic) shards."),
+    name: Optional[str] = typer.Option(None, "--name", "-n", help="Release name (default: the config's release.name, else default)."),
+    config: Optional[Path] = typer.Option(None, "--config", "-c", exists=True, dir_okay=False, help="YAML config to start from."),
+    set_: Optional[list[str]] = SetOption,
+) -> None:
+    """Write a versioned release (ROOT/releases/NAME/vK/, Hugging Face Parquet layout + dataset card); the same
+    config and inputs give the existing version, a changed config or new inputs the next one."""
+    given: dict = {"root": root}
+    if name is not None:
+        given["release"] = {"name": name}
+    cfg = _load(config, set_, given)
+    _preflight("release", cfg, ["release"])
+    from kurate.flows.release import release as release_flow
+
+    result = _run("release", lambda: release_flow(cfg))
+    state = "new version" if result["created"] else "unchanged"
+    typer.echo(f"{result['name']}@v{result['version']} ({state}): {result['documents']} documents, {result['words']} words "
+               f"in {result['path']}")
+
+
+@app.command()
+def export(
+    release_ref: str = typer.Option(..., "--release", help="NAME or NAME@vK (default version: latest)."),
+    to: str = typer.Option(..., "--to", help="Target folder URL (fsspec: a path, s3://bucket/prefix, …)."),
+    root: str = typer.Option(..., "--root", "-r", help="The root holding the release."),
+    format: ExportFormat = typer.Option(ExportFormat.parquet, "--format", "-f", help="parquet: the layout as is; jsonl: one JSON object per line."),
+    config: Optional[Path] = typer.Option(None, "--config", "-c", exists=True, dir_okay=False, help="Config with storage_options."),
+) -> None:
+    """Copy a release version, with its card, to another place for other trainers."""
+    from kurate.flows.config import TrainData
+    from kurate.release.export import export_release
+
+    storage_options = _storage_options(config)
+    _run("export", lambda: _check_root(root, storage_options))
+    ref = TrainData.parse(release_ref)
+    done = _run("export", lambda: export_release(root, ref.release, ref.version, to, format.value, storage_options))
+    typer.echo(f"{done['name']}@v{done['version']}: {done['documents']} documents in {len(done['files'])} files → {to}")
+
+
 # the choices of --model and --preset come from the registry (models/architectures.py)
 ModelKindChoice = Enum("ModelKindChoice", {name: name for name in MODEL_KINDS}, type=str)
 PresetChoice = Enum("PresetChoice", {name: name for name in PRESETS}, type=str)
@@ -333,12 +388,21 @@ def train(
                                                     "else hat): " + "; ".join(f"{k}: {v.summary}" for k, v in MODEL_KINDS.items()) + "."),
     preset: Optional[PresetChoice] = typer.Option(None, "--preset", "-p", help="Model size (default: the config's train.preset, "
                                                   "else tiny): " + "; ".join(f"{k}: {v.summary}" for k, v in PRESETS.items()) + "."),
+    release_ref: Optional[str] = typer.Option(None, "--release", help="Train on this release: NAME or NAME@vK "
+                                              "(default: the config's train.data, else the raw train.mix)."),
     config: Optional[Path] = typer.Option(None, "--config", "-c", exists=True, dir_okay=False, help="YAML config to start from."),
     set_: Optional[list[str]] = SetOption,
 ) -> None:
     """Train a model on the root's data: in-process (CPU or one GPU), or with Ray Train when a Ray address is set
     (train.num_workers DDP ranks). A typo under --set train.overrides.… is a config error (exit code 2)."""
-    chosen = {key: choice.value for key, choice in (("model", model), ("preset", preset)) if choice is not None}
+    chosen: dict = {key: choice.value for key, choice in (("model", model), ("preset", preset)) if choice is not None}
+    if release_ref is not None:
+        from kurate.flows.config import TrainData
+
+        try:
+            chosen["data"] = TrainData.parse(release_ref).model_dump(mode="json")
+        except ValueError as exc:
+            _fail(f"--release {release_ref!r}: expected NAME or NAME@vK ({exc.__class__.__name__})")
     cfg = _load(config, set_, {"root": root, "train": chosen})
     _preflight("train", cfg, ["train"])
     from kurate.flows.train import train_local
@@ -413,6 +477,9 @@ def query(
     rows = result.to_pylist()
     if format is OutputFormat.json:
         typer.echo(json.dumps(rows, default=str, ensure_ascii=False))
+    elif format is OutputFormat.jsonl:
+        for row in rows:
+            typer.echo(json.dumps(row, default=str, ensure_ascii=False))
     elif format is OutputFormat.csv:
         buffer = io.StringIO()
         writer = csv.writer(buffer)
@@ -464,6 +531,25 @@ def serve(
     from kurate.flows.deployments import serve_deployments
 
     _run("serve", lambda: serve_deployments(cfg, cron))
+
+
+@app.command()
+def submit(
+    config: Path = typer.Argument(..., exists=True, dir_okay=False, help="Pipeline YAML, e.g. configs/germanweb.yaml."),
+    address: Optional[str] = typer.Option(None, "--address", "-a", help="The cluster's Ray dashboard (Jobs API), e.g. "
+                                          "http://HEAD:8265 (default: ray.job_address, else $RAY_JOB_ADDRESS)."),
+    stage: Optional[str] = typer.Option(None, "--stage", "-s", help="Run only this stage (default: every stage in the config's `stages`)."),
+    wait: bool = typer.Option(False, "--wait", "-w", help="Stream the job's log until it ends (Ctrl-C stops the job); "
+                              "the exit code says how it ended."),
+    package: str = typer.Option("installed", "--package", help="Where the job's kurate comes from: installed (the cluster's, "
+                                "same version required), ship (upload this kurate package), pip (pip install kurate==VERSION)."),
+    set_: Optional[list[str]] = SetOption,
+) -> None:
+    """Run the pipeline (or one stage) on a Ray cluster as a Ray Job; submitting the same config again attaches to it."""
+    cfg = _load(config, set_)
+    from kurate.flows.submit import submit as submit_job
+
+    _run("submit", lambda: submit_job(cfg, address, stage, wait=wait, package=package, echo=typer.echo))
 
 
 def main() -> None:

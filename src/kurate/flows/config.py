@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, ValidationInfo, field_validator, model_validator
 
 from kurate.errors import EXIT_CONFIG, KurateError
 from kurate.annotators.annotate import SampleConfig
@@ -19,14 +19,16 @@ from kurate.annotators.embedder import EmbedderConfig
 from kurate.annotators.jql import DistillConfig, ScoreConfig
 from kurate.annotators.judge import JudgeConfig
 from kurate.annotators.synthesis import SynthesizeConfig
+from kurate.flows.credentials import StorageOptionsField
 from kurate.models.architectures import MODEL_KINDS, PRESETS, ModelKindName, PresetName
 from kurate.models.train_config import ContinualOverrides, TrainOverrides, check_model_options
+from kurate.release.config import ReleaseConfig
 from kurate.tasks.curate import CurateHashes, DedupConfig
 from kurate.tasks.ingest import IngestConfig
 from kurate.tasks.quality import FilterConfig, LanguageConfig, QualityConfig, UrlFilterConfig
 
 # The pipeline's stages in their order; flows/pipeline.py maps each to its flow (a test checks both agree).
-STAGES = ("curate", "annotate", "distill", "score", "synthesize", "train", "continual")
+STAGES = ("curate", "annotate", "distill", "score", "synthesize", "release", "train", "continual")
 Stage = Literal[STAGES]
 
 
@@ -51,6 +53,12 @@ class RayConfig(BaseModel):
     num_cpus: int | None = Field(None, gt=0, description="CPUs for a local Ray instance (default: all).")
     cpus_per_shard: float = Field(1.0, gt=0, description="CPUs each shard task reserves.")
     max_retries: int = Field(2, ge=0, description="Ray retries of a shard whose worker died.")
+    submit: bool = Field(False, description="Run the pipeline as a Ray Job on ray.job_address (what `kurate submit` does); "
+                         "this process only submits it and follows its logs, the data plane runs on the cluster.")
+    job_address: str | None = Field(None, description="Ray dashboard (Jobs API) address for ray.submit, e.g. http://HEAD:8265; "
+                                    "default $RAY_JOB_ADDRESS.")
+    # The run's root (set by PipelineConfig): a local root must be visible on every node (flows/runner.py).
+    _root: str | None = PrivateAttr(None)
 
 
 class CurateConfig(BaseModel):
@@ -66,6 +74,9 @@ class CurateConfig(BaseModel):
     filters: FilterConfig = Field(default_factory=FilterConfig)
     dedup: DedupConfig = Field(default_factory=DedupConfig)
     report: bool = Field(True, description="Write the retention funnel (PNG + HTML) under <root>/reports/.")
+    shard_retries: int = Field(1, ge=0, description="Times a shard's unit that raised is run again before it is reported failed.")
+    lock_wait_s: float = Field(
+        0.0, ge=0, description="Seconds to wait for another curate run on the same root to finish (0: fail at once with who holds it).")
 
     def quality(self) -> QualityConfig:
         return QualityConfig(url=self.url, language=self.language, filters=self.filters)
@@ -108,10 +119,28 @@ class JqlConfig(BaseModel):
 
 
 class TrainSource(BaseModel):
+    """One dataset of an experimental raw mix (``train.mix``); a release (``train.data``) is the product path."""
+
     model_config = ConfigDict(extra="forbid")
 
     dataset: Literal["curated", "synthetic"] = "curated"
     weight: float = Field(1.0, gt=0)
+
+
+class TrainData(BaseModel):
+    """Train on a committed release: its train split for training, its validation split for eval."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    release: str = Field(..., pattern=r"^[A-Za-z0-9_.-]+$", description="Release name (releases/<name>/).")
+    version: int | Literal["latest"] = Field("latest", description="Version number, or latest (resolved when training "
+                                             "starts; a resumed run keeps its checkpoint's version).")
+
+    @classmethod
+    def parse(cls, ref: str) -> "TrainData":
+        """``NAME`` or ``NAME@vK`` (the CLI's --release)."""
+        name, _, version = ref.partition("@")
+        return cls(release=name, version=int(version.lstrip("v")) if version and version != "latest" else "latest")
 
 
 class TrainStageConfig(BaseModel):
@@ -126,7 +155,10 @@ class TrainStageConfig(BaseModel):
         f"{name} ({p.summary})" for name, p in PRESETS.items()) + ".")
     overrides: TrainOverrides = Field(default_factory=TrainOverrides, description=(
         "TrainConfig fields over the preset's, e.g. {max_steps: 200, model_options: {d_model: 256}}."))
-    mix: list[TrainSource] = Field(default_factory=lambda: [TrainSource()])
+    data: TrainData | None = Field(None, description="Train on a release ({release: NAME, version: K|latest}); "
+                                   "empty: the raw datasets of `mix`.")
+    mix: list[TrainSource] = Field(default_factory=lambda: [TrainSource()], description="Raw datasets and weights "
+                                   "(experiments; ignored when `data` names a release).")
     eval_fraction: float = Field(0.05, gt=0, lt=1, description="Share of documents held out for eval (by id hash).")
     checkpoint_dir: str | None = Field(None, description="Local/shared directory (default: <root>/checkpoints).")
     num_workers: int = Field(1, ge=1, description="Ray Train workers (ScalingConfig), one DDP rank each; "
@@ -167,8 +199,12 @@ class ContinualConfig(BaseModel):
     token_fraction: float = Field(0.1, gt=0, le=1, description="Share of each selected document's units kept (1.0: whole documents).")
     selection: Literal["loss", "gradnorm", "craig", "random"] = Field("craig", description="Document selection.")
     attribution: Literal["atman", "gradxinput", "full"] = Field("atman", description="Unit attribution (full: whole documents).")
-    context_units: int | None = Field(16, ge=0, description="Masked context replayed before each kept span, in units "
-                                      "(each span is its own short segment; null: every unit before it).")
+    replay: Literal["kept", "context"] = Field("kept", description="kept: store and replay only the kept units, at "
+                                               "their original positions (the paper); context: also masked context.")
+    context_units: int | None = Field(16, ge=0, description="replay context: masked context replayed before each kept "
+                                      "span, in units (each span its own short segment; null: every unit before it).")
+    suppression: float = Field(0.9, gt=0, le=1, description="AtMan's suppression factor f: attention to a unit is "
+                               "scaled by 1 − f when attributing it.")
     replay_share: float = Field(0.25, ge=0, lt=1, description="Share of the trained (loss-bearing) units that come from the replay buffer.")
     overrides: ContinualOverrides = Field(
         default_factory=lambda: ContinualOverrides(max_steps=100, warmup_steps=5),
@@ -176,7 +212,8 @@ class ContinualConfig(BaseModel):
     eval_fraction: float = Field(0.05, gt=0, lt=1, description="Held-out share of old and new documents (by id hash).")
     eval_batches: int = Field(8, ge=1, description="Batches of each held-out set for bits/byte.")
     compare: bool = Field(False, description="Also run the baselines (no replay, random and full-document coresets).")
-    multiples: list[int] = Field(default_factory=lambda: [2, 5, 10], description="Coreset baselines at k× the budget.")
+    multiples: list[int] = Field(default_factory=lambda: [2, 5, 10],
+                                 description="Coreset baselines storing k× the core tokenset's stored bytes (and 1×).")
     seed: int = 0
     job_address: str | None = Field(None, description="Ray dashboard address for the Ray Job (default: $RAY_ADDRESS).")
 
@@ -187,18 +224,45 @@ class PipelineConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     root: str = Field(..., description="Output root: a directory, s3://bucket/prefix or memory://name.")
-    storage_options: dict[str, dict[str, Any]] = Field(
+    storage_options: StorageOptionsField = Field(
         default_factory=dict,
-        description="fsspec options per protocol, e.g. {s3: {endpoint_url: http://127.0.0.1:9000}}.",
+        description="fsspec options per protocol, e.g. {s3: {endpoint_url: http://127.0.0.1:9000}}. Credentials: AWS_* "
+                    "env or credentials file, or references {prefect_secret: BLOCK} / {env: VAR} / {file: PATH}; "
+                    "a literal key or secret is kept in memory only and never serialized.",
     )
     stages: list[Stage] = Field(default_factory=lambda: ["curate"], description="Stages to run, in order.")
     curate: CurateConfig = Field(default_factory=CurateConfig)
     annotate: AnnotateConfig = Field(default_factory=AnnotateConfig)
     jql: JqlConfig = Field(default_factory=JqlConfig)
     synthesize: SynthesizeConfig = Field(default_factory=SynthesizeConfig)
+    release: ReleaseConfig = Field(default_factory=ReleaseConfig)
     train: TrainStageConfig = Field(default_factory=TrainStageConfig)
     continual: ContinualConfig = Field(default_factory=ContinualConfig)
     ray: RayConfig = Field(default_factory=RayConfig)
+
+    @model_validator(mode="after")
+    def _resolve_local_paths(self) -> "PipelineConfig":
+        """Every path that leaves the driver is absolute or a URL, resolved once here against the directory
+        the config is loaded in: Ray workers and Ray Jobs run in other directories (or on other machines)."""
+        c, dedup = self.curate, self.curate.dedup
+        self.root = absolute_path(self.root)
+        self.curate = c.model_copy(update={
+            "inputs": [absolute_path(p) for p in c.inputs],
+            "dedup": dedup.model_copy(update={"reference_roots": [absolute_path(p) for p in dedup.reference_roots]}),
+            "filters": c.filters.model_copy(update={"params": absolute_path(c.filters.params)}),
+            "url": c.url.model_copy(update={"blocklist": absolute_path(c.url.blocklist)}),
+        })
+        self.train = self.train.model_copy(update={"checkpoint_dir": absolute_path(self.train.checkpoint_dir)})
+        self.continual = self.continual.model_copy(update={"checkpoint": absolute_path(self.continual.checkpoint)})
+        self.ray._root = self.root
+        return self
+
+
+def absolute_path(path: str | None) -> str | None:
+    """A local path as an absolute one (``~`` expanded); URLs (``s3://``, ``memory://``, ``file://`` …) unchanged."""
+    if path is None or "://" in path:
+        return path
+    return os.path.abspath(os.path.expanduser(path))
 
 
 def _format_errors(error: ValidationError, source: str) -> str:

@@ -6,14 +6,15 @@ replay buffer (arXiv 2410.05800; models/coretokens.py, models/continual.py).
 
 1. The checkpoint scores a seeded sample of its old training documents (`continual.old`, train
    split), selects the most informative ones and keeps their most relevant units, each span with
-   up to `continual.context_units` units of masked context: the buffer is committed as the
-   `coretokens` dataset (one unit per run and config; a re-run reuses it).
+   only those units (`continual.replay: kept`, the default; `context`: each span also with up to
+   `continual.context_units` units of masked context): the buffer is committed as the
+   `coretokens` dataset with each row's stored bytes (one unit per run and config; a re-run reuses it).
 2. The checkpoint is continued on the new dataset mixed with the buffer (masked replay: buffer
    documents count only their kept units) — the same trainer, checkpoints and exact resume as
    `kurate train`; metrics go to the `metrics` dataset (run `<name>-<model>`).
 3. Bits/byte on the held-out old and new documents before and after (retention and gain); with
-   `continual.compare` also the baselines (no replay, random and full-document coresets at the
-   same and k× budget), published as a Prefect table and a plot.
+   `continual.compare` also the baselines (no replay, random and selected full-document coresets
+   storing 1× and k× the core tokenset's bytes), published as a Prefect table and a plot.
 
 Runs in-process (`continual-local`), or as a Ray Job (`continual`, when `continual.job_address`
 or $RAY_JOB_ADDRESS is set) through the train flow's job machinery: deterministic submission id,
@@ -87,16 +88,18 @@ def _buffer(config: PipelineConfig, ckpt: str, model, codec, cfg, candidates: li
     key = UnitKey("coretokens", f"{c.name}-{cfg.model}",
                   config_hash([os.path.abspath(ckpt), step, c.old, c.old_languages, c.candidates, c.budget,
                                c.token_fraction, c.selection, c.attribution, c.seed, c.eval_fraction,
-                               c.context_units]))
+                               c.replay, c.context_units, c.suppression]))
     built: list[dict] = []
 
     def write(unit) -> dict:
         built.extend(build_buffer(model, codec, candidates, c.budget, c.token_fraction, c.selection, c.attribution,
-                                  window=cfg.seq_len + 1, seed=c.seed, context_units=c.context_units))
+                                  window=cfg.seq_len + 1, seed=c.seed, context_units=c.context_units,
+                                  replay=c.replay, suppression=c.suppression))
         for r in built:
             r.update(source=c.old, model=cfg.model, checkpoint=os.path.abspath(ckpt))
         unit.write("coretokens", pa.Table.from_pylist(built, schema=CORETOKENS))
-        return {"candidates": len(candidates), "documents": len(built), "kept_units": sum(r["kept_units"] for r in built)}
+        return {"candidates": len(candidates), "documents": len(built), "kept_units": sum(r["kept_units"] for r in built),
+                "stored_bytes": sum(r["stored_bytes"] for r in built)}
 
     store = ShardStore(config.root, config.storage_options)
     run = store.run_unit(key, ["coretokens"], write)
@@ -108,7 +111,8 @@ def _buffer(config: PipelineConfig, ckpt: str, model, codec, cfg, candidates: li
         return rows
     rows = built
     print(f"[continual] replay buffer: {len(rows)} of {len(candidates)} documents, "
-          f"{sum(r['kept_units'] for r in rows)} kept units ({c.selection} + {c.attribution})")
+          f"{sum(r['kept_units'] for r in rows)} kept units, {sum(r['stored_bytes'] for r in rows)} stored bytes "
+          f"({c.selection} + {c.attribution}, replay {c.replay})")
     return rows
 
 
@@ -159,15 +163,20 @@ def run_continual(config: PipelineConfig) -> dict:
     commit_metrics(root, stage, metrics, so)
     result = {"run": f"{stage.name}-{cfg.model}", "checkpoint": os.path.join(out_dir, "checkpoint"),
               "steps": summary["steps"], "buffer_docs": len(rows), "kept_units": sum(r["kept_units"] for r in rows),
+              "stored_bytes": sum(r["stored_bytes"] or 0 for r in rows),
               "old_bpb_before": before["old"], "old_bpb_after": after["old"],
               "new_bpb_before": before["new"], "new_bpb_after": after["new"]}
     if c.compare:
-        if not old_eval or not new_eval:
-            raise RuntimeError("continual.compare needs held-out old and new documents (raise continual.eval_fraction)")
+        short = [name for name, bpb in (("old", before["old"]), ("new", before["new"])) if bpb is None]
+        if short:
+            raise PreconditionError(f"continual.compare: too little held-out {' and '.join(short)} text for one "
+                                    f"sequence of {cfg.seq_len} units under {root}",
+                                    "raise continual.eval_fraction or add documents")
         table = compare_replay(ckpt, candidates, new, old_eval, new_eval, out_dir + "-compare", budget=c.budget,
                                token_fraction=c.token_fraction, selection=c.selection, attribution=c.attribution,
                                multiples=c.multiples, overrides=c.overrides.given(), replay_share=c.replay_share,
-                               eval_batches=c.eval_batches, context_units=[c.context_units])
+                               eval_batches=c.eval_batches, suppression=c.suppression,
+                               context_units=[c.context_units] if c.replay == "context" else [])
         result["comparison"] = table
     Path(out_dir + ".result.json").write_text(json.dumps(result, indent=1))
     return result
@@ -180,8 +189,9 @@ def publish(config: PipelineConfig, result: dict) -> None:
     run = f"continual-{result['run']}"
     fmt = lambda v: "n/a" if v is None else f"{v:.4f}"  # noqa: E731
     lines = [f"# continual {result['run']}", "",
-             f"Replay buffer: {result['buffer_docs']} documents, {result['kept_units']} kept units "
-             f"({config.continual.selection} + {config.continual.attribution}, budget {config.continual.budget}).", "",
+             f"Replay buffer: {result['buffer_docs']} documents, {result['kept_units']} kept units, "
+             f"{result['stored_bytes']} stored bytes ({config.continual.selection} + {config.continual.attribution}, "
+             f"budget {config.continual.budget}, replay {config.continual.replay}).", "",
              "| held-out | bits/byte before | after |", "|---|---:|---:|",
              f"| old ({config.continual.old}) | {fmt(result['old_bpb_before'])} | {fmt(result['old_bpb_after'])} |",
              f"| new ({config.continual.new}) | {fmt(result['new_bpb_before'])} | {fmt(result['new_bpb_after'])} |"]

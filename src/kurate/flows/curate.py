@@ -4,12 +4,17 @@
     python -m kurate.flows.curate configs/demo.yaml
 
 1. filter (Ray task per shard): extract → URL filter → language ID → heuristic filters → staged + signatures
-2. dedup (one task, DuckDB): exact + MinHash LSH over the whole run and the already-curated references
-3. finalize (Ray task per shard): staged − duplicates → curated; duplicates → rejects
-4. report: retention funnel per stage and language (Prefect artifacts + PNG/HTML under the root)
+2. finalize the shards an earlier run already decided, with those committed decisions
+3. dedup (one task, DuckDB): exact + MinHash LSH over the undecided shards and the finalized curated references
+4. finalize (Ray task per shard): staged − duplicates → curated; duplicates → rejects
+5. report: retention funnel per stage and language (Prefect artifacts + PNG/HTML under the root)
 
-Every step is a coarse Prefect task passing paths and counts; units already committed are skipped,
-so a re-run after a crash redoes only what did not commit.
+The order of units is ``tasks.curate.curate_units`` (the same as ``run_local``). Every step is a
+coarse Prefect task passing paths and counts; units already committed are skipped, a shard's unit
+that raises is retried (``curate.shard_retries``) and then reported as that input's failure while
+the other shards finish, so a re-run redoes only what did not commit. The run holds the root's
+curate lock (``storage/shards.RunLock``): a second run on the same root fails with one line (or
+waits ``curate.lock_wait_s``).
 """
 
 from __future__ import annotations
@@ -20,14 +25,15 @@ from collections import Counter
 from prefect import flow, task
 from prefect.artifacts import create_progress_artifact, update_progress_artifact
 
+from kurate.errors import KurateError
 from kurate.flows.artifacts import artifact_key, publish_markdown, publish_table
 from kurate.flows.config import PipelineConfig, load_config
 from kurate.flows.report import publish_funnel
 from kurate.flows.runner import ShardOutcome, Throughput, in_process_only, run_per_shard
 from kurate.storage.catalog import Catalog
 from kurate.storage.fs import expand_inputs
-from kurate.storage.shards import ShardStore, UnitKey
-from kurate.tasks.curate import STAGE_FILTER, STAGE_FINAL, dedup_run, filter_shard, finalize_shard
+from kurate.storage.shards import RunLock, ShardStore, input_version
+from kurate.tasks.curate import STAGE_FINAL, ShardFailure, curate_units, dedup_run, final_key
 
 
 @task(name="plan-curate")
@@ -36,9 +42,9 @@ def plan(config: PipelineConfig) -> dict:
     inputs = expand_inputs(config.curate.inputs, config.storage_options)
     hashes = config.curate.hashes()
     store = ShardStore(config.root, config.storage_options)
-    finals = {UnitKey(STAGE_FINAL, source, hashes.final).name: source for source in inputs}
-    store.write_plan(STAGE_FINAL, hashes.final, finals)
-    done = [s for s in inputs if store.is_committed(UnitKey(STAGE_FINAL, s, hashes.final))]
+    keys = {source: final_key(source, hashes.final, version=input_version(source, config.storage_options)) for source in inputs}
+    store.write_plan(STAGE_FINAL, hashes.final, {key.name: source for source, key in keys.items()})
+    done = [s for s in inputs if store.is_committed(keys[s])]
     return {"inputs": inputs, "done": done, "filter_hash": hashes.filter, "final_hash": hashes.final}
 
 
@@ -52,46 +58,57 @@ def _progress(label: str, progress_id, throughput: Throughput):
     return report
 
 
-def _run_shards(config: PipelineConfig, label: str, fn, items: list[str], args_for) -> list[dict]:
+def _run_shards(config: PipelineConfig, label: str, fn, items: list[str], args: tuple) -> list:
+    """One step over shards (Ray tasks, retried): a ``ShardResult`` or ``ShardFailure`` per shard."""
     local = in_process_only(config.root)
     progress_id = create_progress_artifact(progress=0.0, key=artifact_key(config.root, "curate", label, "progress"), description=f"{label}: shards done")
-    outcomes = run_per_shard(fn, items, args_for, config.ray, on_progress=_progress(label, progress_id, Throughput()), local=local,
-                             label=f"curate {label}")
-    rows = []
+    outcomes = run_per_shard(fn, items, args, config.ray, on_progress=_progress(label, progress_id, Throughput()), local=local,
+                             label=f"curate {label}", retries=config.curate.shard_retries)
+    results = []
     for outcome in outcomes:
         if outcome.error is not None:
             print(f"[curate:{label}] shard {outcome.input} failed: {outcome.error}")
-            rows.append({"input": outcome.input, "status": "failed", "error": outcome.error.splitlines()[0]})
+            results.append(ShardFailure(outcome.input, outcome.error))
         else:
-            result = outcome.result.as_dict()
-            result["status"] = "skipped" if result.pop("skipped") else "committed"
-            rows.append(result)
-    return rows
+            results.append(outcome.result)
+    return results
 
 
 @task(name="filter-shards")
-def filter_shards(config: PipelineConfig, inputs: list[str], filter_hash: str) -> list[dict]:
+def filter_shards(config: PipelineConfig, label: str, fn, items: list[str], args: tuple) -> list:
     """Per shard: extraction, URL filter, language ID, heuristic filters, signatures."""
-    c = config.curate
-    return _run_shards(config, "filter", filter_shard, inputs,
-                       (config.root, c.ingest, c.quality(), c.dedup, filter_hash, config.storage_options))
+    return _run_shards(config, label, fn, items, args)
+
+
+@task(name="finalize-shards")
+def finalize_shards(config: PipelineConfig, label: str, fn, items: list[str], args: tuple) -> list:
+    """Per shard: staged minus its committed duplicates → curated; duplicates → rejects."""
+    return _run_shards(config, label, fn, items, args)
+
+
+def _map_shards(config: PipelineConfig):
+    def run(label: str, fn, items: list[str], args: tuple) -> list:
+        step = filter_shards if label == "filter" else finalize_shards
+        return step(config, label, fn, items, args)
+
+    return run
 
 
 @task(name="dedup-run")
-def dedup(config: PipelineConfig, inputs: list[str], filter_hash: str, final_hash: str) -> dict:
-    """Run-wide exact + MinHash dedup against everything already curated (DuckDB over Parquet)."""
-    units = [UnitKey(STAGE_FILTER, source, filter_hash) for source in inputs]
+def dedup(config: PipelineConfig, units: list, final_hash: str) -> dict:
+    """Run-wide exact + MinHash dedup of the undecided shards against the finalized curated documents."""
     result = dedup_run(config.root, units, config.curate.dedup, final_hash, config.storage_options)
     print(f"[curate:dedup] {result['exact']} exact and {result['near']} near duplicates "
           f"({result['new_shards']} new shards, {result['reference_files']} reference signature files)")
     return result
 
 
-@task(name="finalize-shards")
-def finalize_shards(config: PipelineConfig, inputs: list[str], filter_hash: str, dedup_key: UnitKey, final_hash: str) -> list[dict]:
-    """Per shard: staged minus duplicates → curated; duplicates → rejects."""
-    return _run_shards(config, "finalize", finalize_shard, inputs,
-                       (config.root, filter_hash, dedup_key, final_hash, config.storage_options))
+def _row(result) -> dict:
+    if isinstance(result, ShardFailure):
+        return result.as_dict()
+    row = result.as_dict()
+    row["status"] = "skipped" if row.pop("skipped") else "committed"
+    return row
 
 
 @task(name="refresh-catalog")
@@ -134,27 +151,27 @@ def _markdown(root: str, summary: dict, rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def _raise_if_failed(label: str, rows: list[dict]) -> None:
-    failed = [r["input"] for r in rows if r["status"] == "failed"]
+def _raise_if_failed(rows: list[dict]) -> None:
+    failed = [f"{r['input']} ({r['error']})" for r in rows if r["status"] == "failed"]
     if failed:
-        raise RuntimeError(f"curate {label}: {len(failed)} shard(s) failed (committed shards are kept; re-run to retry): {failed}")
+        raise KurateError(f"curate: {len(failed)} shard(s) failed, the other shards are committed: {'; '.join(failed)}",
+                          "fix those inputs and run again: only what did not commit is redone")
 
 
 @flow(name="curate", log_prints=True)
 def curate(config: PipelineConfig) -> dict:
     """Curate WARC/WET shards into deduplicated documents with a recorded reason for every drop."""
-    planned = plan(config)
-    todo = [s for s in planned["inputs"] if s not in set(planned["done"])]
-    print(f"[curate] {len(planned['inputs'])} input shards, {len(planned['done'])} already curated, {len(todo)} to do")
-    final_rows: list[dict] = []
-    if todo:
-        filtered = filter_shards(config, todo, planned["filter_hash"])
-        _raise_if_failed("filter", filtered)
-        found = dedup(config, todo, planned["filter_hash"], planned["final_hash"])
-        final_rows = finalize_shards(config, todo, planned["filter_hash"], found["key"], planned["final_hash"])
     store = ShardStore(config.root, config.storage_options)
+    with RunLock(store, STAGE_FINAL, wait_s=config.curate.lock_wait_s):
+        planned = plan(config)
+        todo = [s for s in planned["inputs"] if s not in set(planned["done"])]
+        print(f"[curate] {len(planned['inputs'])} input shards, {len(planned['done'])} already curated, {len(todo)} to do")
+        c = config.curate
+        result = curate_units(todo, config.root, c.hashes(), (c.ingest, c.quality(), c.dedup), _map_shards(config),
+                              lambda units: dedup(config, units, planned["final_hash"]), config.storage_options)
+    final_rows = [_row(r) for r in result["final"] + result["failed"]]
     for source in planned["done"]:
-        manifest = store.manifest(UnitKey(STAGE_FINAL, source, planned["final_hash"]))
+        manifest = store.manifest(final_key(source, planned["final_hash"], config.storage_options))
         final_rows.append({"input": source, "unit": manifest.unit, "status": "skipped", **_counts(manifest.counts)})
     catalog_file = refresh_catalog(config)
     summary = summarize(final_rows)
@@ -166,7 +183,7 @@ def curate(config: PipelineConfig) -> dict:
     print(f"[curate] done: {summary}")
     if catalog_file:
         print(f"[curate] catalog: {catalog_file}")
-    _raise_if_failed("finalize", final_rows)
+    _raise_if_failed(final_rows)
     return summary
 
 

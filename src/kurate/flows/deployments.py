@@ -5,37 +5,26 @@
 Each deployment runs what the pipeline runs for its stage (docs/ARCHITECTURE.md, "Where things
 run"), with the config file as its default parameters (editable in the UI's run form). The README's
 "Run with the Prefect UI" section lists exactly these names (checked by tests/test_infra.py);
-`infra/local/prefect.yaml` declares the pipeline and curate deployments for `prefect deploy` with a
-work pool.
+`infra/local/prefect.yaml` declares the pipeline, curate and train deployments for `prefect deploy`
+with a work pool.
+
+The train deployment carries a trigger: a `kurate.release.published` event for its release on its
+root (flows/release.py) starts a train run on that release's latest version — a new release starts
+training without a human.
 """
 
 from __future__ import annotations
 
-from prefect import Flow, flow, serve
+from prefect import Flow, serve
+from prefect.events import DeploymentEventTrigger
 
 from kurate.flows.annotate import annotate
-from kurate.flows.config import PipelineConfig
-from kurate.flows.continual import continual_stage
+from kurate.flows.config import PipelineConfig, TrainData
 from kurate.flows.curate import curate
 from kurate.flows.jql import distill, score
-from kurate.flows.pipeline import pipeline
+from kurate.flows.pipeline import continual_stage_flow, pipeline, train_stage_flow
+from kurate.flows.release import PUBLISHED, release, release_resource, root_label
 from kurate.flows.synthesize import synthesize
-from kurate.flows.train import train_stage
-
-
-@flow(name="train-stage", log_prints=True)
-def train_stage_flow(config: PipelineConfig) -> dict:
-    """The pipeline's train stage: the `train` flow (a Ray Job) when train.job_address or $RAY_JOB_ADDRESS
-    is set, else `train-local` (in this process, or Ray Train with a Ray address)."""
-    return train_stage(config)
-
-
-@flow(name="continual-stage", log_prints=True)
-def continual_stage_flow(config: PipelineConfig) -> dict:
-    """The pipeline's continual stage: the `continual` flow (a Ray Job) when continual.job_address or
-    $RAY_JOB_ADDRESS is set, else `continual-local` in this process."""
-    return continual_stage(config)
-
 
 # deployment name -> flow; the order is the pipeline's (the README lists the same names)
 SERVED: dict[str, Flow] = {
@@ -45,16 +34,36 @@ SERVED: dict[str, Flow] = {
     "served-distill": distill,
     "served-score": score,
     "served-synthesize": synthesize,
+    "served-release": release,
     "served-train": train_stage_flow,
     "served-continual": continual_stage_flow,
 }
 
 
+def train_on_release(config: PipelineConfig) -> PipelineConfig:
+    """The config a release-triggered train run gets: train.data on the release's latest version."""
+    name = config.train.data.release if config.train.data is not None else config.release.name
+    return config.model_copy(update={"train": config.train.model_copy(update={"data": TrainData(release=name, version="latest")})})
+
+
+def release_trigger(config: PipelineConfig) -> DeploymentEventTrigger:
+    """Run the train deployment when its release is published on its root."""
+    triggered = train_on_release(config)
+    return DeploymentEventTrigger(
+        name=f"train on {triggered.train.data.release} releases",
+        expect={PUBLISHED},
+        match={"prefect.resource.id": release_resource(triggered.train.data.release), "kurate.root": root_label(config.root)},
+        parameters={"config": triggered.model_dump(mode="json")},
+    )
+
+
 def build_deployments(config: PipelineConfig, cron: str | None = None) -> list:
-    """One deployment per entry of SERVED with `config` as default parameters; `cron` schedules the pipeline."""
+    """One deployment per entry of SERVED with `config` as default parameters; `cron` schedules the pipeline,
+    a published release triggers the train deployment."""
     parameters = {"config": config.model_dump(mode="json")}
     return [f.to_deployment(name=name, parameters=parameters, tags=["kurate"],
-                            cron=cron if f is pipeline else None)
+                            cron=cron if f is pipeline else None,
+                            triggers=[release_trigger(config)] if name == "served-train" else None)
             for name, f in SERVED.items()]
 
 

@@ -11,14 +11,20 @@ a CPU-only cluster.
 
 from __future__ import annotations
 
+import atexit
 import io
 import os
+import shutil
+import sys
+import tempfile
 import time
 import traceback
+import uuid
 from contextlib import contextmanager, redirect_stderr, redirect_stdout
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator, Sequence, TypeVar
 
+from kurate.errors import KurateError
 from kurate.flows.config import RayConfig
 from kurate.flows.progress import progress_bar
 from kurate.storage.fs import protocol_of
@@ -68,17 +74,163 @@ def in_process_only(root: str) -> bool:
 
 
 def ensure_ray(config: RayConfig) -> None:
-    """Connect to the configured cluster, $RAY_ADDRESS, or start a local Ray (once per process)."""
+    """Connect to Ray once per process, by the connection rules of docs/ARCHITECTURE.md ("Where things run").
+
+    * no ``ray.address`` and no ``$RAY_ADDRESS``: start a *private* local Ray for this run
+      (``address="local"``: never attach to another instance on the machine), on loopback, with its
+      own temp dir, stopped with the driver even after a SIGKILL (``flows/watchdog.py``);
+    * an address: connect, and turn a version or auth-mode mismatch into one line saying what to do.
+
+    Workers get the driver's ``KURATE_*`` and cache settings (``worker_env``): a private Ray's by inheritance,
+    a cluster's through the job's runtime environment. When the config's root is a local folder and the cluster has more than one node,
+    every node must see it (``check_root_on_nodes``)."""
     import ray
 
-    if ray.is_initialized():
-        return
-    address = config.address or os.environ.get("RAY_ADDRESS")
-    kwargs: dict[str, Any] = {"logging_level": "WARNING", "log_to_driver": True}
-    if address:
+    if not ray.is_initialized():
+        address = config.address or os.environ.get("RAY_ADDRESS")
+        kwargs: dict[str, Any] = {"logging_level": "WARNING", "log_to_driver": True}
+        if address:
+            # A private Ray's workers inherit this process's environment; a cluster's get it from the job's
+            # runtime environment — except inside a Ray Job, whose own runtime env carries it (Ray refuses both).
+            if "RAY_JOB_CONFIG_JSON_ENV_VAR" not in os.environ:
+                kwargs["runtime_env"] = {"env_vars": worker_env()}
+            _connect(address, kwargs)
+        else:
+            _start_private_ray(config, kwargs)
+    root = getattr(config, "_root", None)  # checked once per root (a process may serve several runs)
+    if root:
+        check_root_on_nodes(root)
+
+
+# Settings a worker must share with the driver: kurate's own (model cache …) and the caches of the
+# libraries that load models, so a model is converted or downloaded once, into the same place.
+_CACHE_VARIABLES = ("HF_HOME", "HF_HUB_CACHE", "HF_HUB_OFFLINE", "TRANSFORMERS_CACHE", "TRANSFORMERS_OFFLINE",
+                    "SENTENCE_TRANSFORMERS_HOME", "TORCH_HOME", "XDG_CACHE_HOME")
+
+
+def worker_env() -> dict[str, str]:
+    """The driver's ``KURATE_*`` settings and model-cache variables, for Ray workers and Ray Jobs.
+
+    No ``PYTHONPATH``: workers import the installed ``kurate`` package, so a caller's own ``models/``
+    or ``tasks/`` folder can never shadow it."""
+    return {k: v for k, v in os.environ.items() if k.startswith("KURATE_") or k in _CACHE_VARIABLES}
+
+
+def _start_private_ray(config: RayConfig, kwargs: dict[str, Any]) -> None:
+    import ray
+
+    from kurate.flows.watchdog import start_watchdog
+
+    # Ray's socket paths must stay under 107 bytes, and /tmp/ray is shared with every other Ray here.
+    temp_dir = tempfile.mkdtemp(prefix="kurate-ray-", dir="/tmp")
+    start_watchdog((temp_dir,))
+    # Ray's single-machine mode keeps the node address (GCS, raylet, agents) on 127.0.0.1; without it
+    # a node binds the machine's outward address so that other nodes could join.
+    os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
+    ray.init(address="local", num_cpus=config.num_cpus, include_dashboard=False, _temp_dir=temp_dir,
+             _node_ip_address="127.0.0.1", **kwargs)
+    atexit.register(_stop_private_ray, temp_dir)
+
+
+def _stop_private_ray(temp_dir: str) -> None:
+    """At exit: stop the private Ray, then remove its temp dir (Ray's own exit hook, registered when ray was
+    imported, would run after this one and find its folder gone)."""
+    import ray
+
+    ray.shutdown()
+    shutil.rmtree(temp_dir, ignore_errors=True)
+
+
+class RayConnectionError(KurateError):
+    """The configured Ray cluster cannot be used from this client (address, version, auth mode)."""
+
+
+def _connect(address: str, kwargs: dict[str, Any]) -> None:
+    import ray
+
+    if address.startswith(("http://", "https://")):
+        raise RayConnectionError(
+            f"Ray address {address} is a dashboard (Jobs API) address, not a cluster address",
+            "use `kurate submit CONFIG --address " + address + "` to run there, or set ray.address / $RAY_ADDRESS "
+            "to the cluster (HOST:6379, ray://HOST:10001 or auto)")
+    mode = os.environ.get("RAY_AUTH_MODE", "unset")
+    if mode != "token" and _gcs_wants_token(address):
+        # Ray itself retries for ~20 s and then says only "Failed to connect": say why, at once.
+        raise RayConnectionError(
+            f"Ray at {address} uses token authentication and this client has RAY_AUTH_MODE={mode}",
+            "set RAY_AUTH_MODE=token and the cluster's token (RAY_AUTH_TOKEN or ~/.ray/auth_token)")
+    try:
         ray.init(address=address, **kwargs)
-    else:
-        ray.init(num_cpus=config.num_cpus, include_dashboard=False, **kwargs)
+    except Exception as exc:  # noqa: BLE001 - Ray's connection errors become one line
+        text = " ".join(str(exc).split())
+        lowered = text.lower()
+        if "version mismatch" in lowered or "version" in lowered and "python" in lowered and "ray" in lowered:
+            raise RayConnectionError(
+                f"Ray at {address} runs another Ray or Python version than this client (ray {ray.__version__}, "
+                f"Python {sys.version.split()[0]}): {text[:300]}",
+                "install the cluster's ray version (and Python minor version) here, or run the driver on the "
+                "cluster with `kurate submit`") from None
+        if any(word in lowered for word in ("auth", "token", "unauthenticated", "permission denied")):
+            raise RayConnectionError(
+                f"Ray at {address} refused this client's authentication (RAY_AUTH_MODE={mode}): {text[:300]}",
+                "a token-auth cluster needs RAY_AUTH_MODE=token and its token (RAY_AUTH_TOKEN or ~/.ray/auth_token); "
+                "a cluster started with RAY_AUTH_MODE=disabled needs RAY_AUTH_MODE=disabled here") from None
+        raise RayConnectionError(f"cannot connect to Ray at {address}: {type(exc).__name__}: {text[:300]}",
+                                 "check ray.address / $RAY_ADDRESS and that the cluster is up") from None
+
+
+def _gcs_wants_token(address: str) -> bool:
+    """Whether the GCS at HOST:PORT answers a call without a token with UNAUTHENTICATED (one short RPC;
+    any other outcome, or an address that is not HOST:PORT, leaves the verdict to ``ray.init``)."""
+    host, _, port = address.rpartition(":")
+    if "://" in address or not host or not port.isdigit():
+        return False
+    import grpc
+    from ray.core.generated import gcs_service_pb2, gcs_service_pb2_grpc
+
+    with grpc.insecure_channel(address) as channel:
+        try:
+            gcs_service_pb2_grpc.NodeInfoGcsServiceStub(channel).GetClusterId(gcs_service_pb2.GetClusterIdRequest(), timeout=10)
+        except grpc.RpcError as exc:
+            return exc.code() == grpc.StatusCode.UNAUTHENTICATED
+    return False
+
+
+_checked_roots: set[str] = set()
+
+
+def check_root_on_nodes(root: str) -> None:
+    """A local root must be the same folder on every node: refuse it (one line) when a node cannot see it.
+
+    Probed, not guessed: the driver writes a marker file under the root and one zero-CPU task pinned to
+    each alive node looks for it, so a shared path (NFS, a volume mounted on every node, or one machine
+    running several nodes) passes and a node-local folder fails before any work is scheduled."""
+    import ray
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    if "://" in root or root in _checked_roots:
+        return
+    nodes = [n for n in ray.nodes() if n.get("Alive")]
+    if len(nodes) < 2:
+        _checked_roots.add(root)
+        return
+    os.makedirs(root, exist_ok=True)
+    marker = os.path.join(root, f".kurate-node-probe-{uuid.uuid4().hex}")
+    with open(marker, "w") as handle:
+        handle.write("visible\n")
+    try:
+        probe = ray.remote(num_cpus=0, max_retries=0)(os.path.exists)
+        refs = {n["NodeID"]: probe.options(scheduling_strategy=NodeAffinitySchedulingStrategy(n["NodeID"], soft=False))
+                .remote(marker) for n in nodes}
+        blind = [f"{n['NodeManagerAddress']} ({node[:8]})" for node, n in zip(refs, nodes) if not ray.get(refs[node], timeout=120)]
+    finally:
+        os.remove(marker)
+    if blind:
+        raise KurateError(
+            f"root {root} is a local folder that {len(blind)} of {len(nodes)} Ray nodes cannot see: {', '.join(blind)}",
+            "on a multi-node cluster the root must be a shared path (the same folder on every node, e.g. NFS) or an "
+            "object store (s3://…)")
+    _checked_roots.add(root)
 
 
 def cluster_has_gpus() -> bool:
@@ -151,14 +303,27 @@ def run_per_shard(
     local: bool = False,
     gpus: float = 0,
     label: str | None = None,
+    retries: int = 0,
 ) -> list[ShardOutcome]:
     """Apply ``fn(item, *args)`` to every item (one Ray task each, ``config.cpus_per_shard`` CPUs and
     ``gpus`` GPUs when the cluster has them); results in the order of ``items``.
 
-    A progress bar (``label``, default the function's name) counts the shards in the terminal; what
-    a Ray task prints comes back with its outcome and is printed here, tagged with the shard."""
+    An item whose call raises is run again up to ``retries`` times before its error is reported (Ray's
+    own ``max_retries`` only covers a worker that died: an exception is caught in ``_call``). Units
+    commit exactly once, so a retry redoes only what did not commit. A progress bar (``label``,
+    default the function's name) counts the shards in the terminal; what a Ray task prints comes
+    back with its outcome and is printed here, tagged with the shard."""
     label = label or fn.__name__.replace("_", " ")
     done: list[ShardOutcome] = []
+    attempts: dict[str, int] = {}
+
+    def should_retry(outcome: ShardOutcome) -> bool:
+        if outcome.error is None or attempts.get(outcome.input, 0) >= retries:
+            return False
+        attempts[outcome.input] = attempts.get(outcome.input, 0) + 1
+        first = outcome.error.splitlines()[0] if outcome.error else ""
+        print(f"[{label}] shard {_short(outcome.input)} failed ({first}); retry {attempts[outcome.input]} of {retries}", flush=True)
+        return True
 
     def arrived(outcome: ShardOutcome, bar) -> None:
         done.append(outcome)
@@ -172,7 +337,10 @@ def run_per_shard(
     with progress_bar(label, len(items), "shards") as bar:
         if local or config.executor == "local":
             for item in items:
-                arrived(_call(fn, item, args), bar)
+                outcome = _call(fn, item, args)
+                while should_retry(outcome):
+                    outcome = _call(fn, item, args)
+                arrived(outcome, bar)
             return done
 
         import ray
@@ -189,6 +357,11 @@ def run_per_shard(
                     outcome = ray.get(ref)
                 except Exception as exc:  # noqa: BLE001 - the worker died beyond its retries
                     outcome = ShardOutcome(item, error=f"{type(exc).__name__}: {exc}")
+                if should_retry(outcome):
+                    if outcome.output:
+                        forward_output(outcome.output, f"{label} {_short(item)}")
+                    pending[remote.remote(fn, item, args, True)] = item
+                    continue
                 arrived(outcome, bar)
     order = {item: i for i, item in enumerate(items)}
     return sorted(done, key=lambda o: order[o.input])

@@ -1,6 +1,6 @@
-"""Train flow: HAT, T-FREE or the BPE baseline on a weighted mix of committed datasets.
+"""Train flow: HAT, T-FREE or the BPE baseline on a release (or an experimental mix of committed datasets).
 
-    kurate train --root runs/demo --model hat --preset tiny [--set train.overrides.max_steps=200]
+    kurate train --root runs/demo --release default@v2 --model hat --preset tiny [--set train.overrides.max_steps=200]
     kurate generate --checkpoint runs/demo/checkpoints/demo-hat/checkpoint "Die Stadt"
 
 Three ways to run the same trainer (``models/train.py``; its config is ``models/train_config.py``:
@@ -15,8 +15,14 @@ the stage's preset with ``train.overrides`` over it):
   submission id (a retried flow run attaches to the same job instead of starting a second one),
   forwards the job's logs into the flow run, and stops the job when the flow run is cancelled.
 
-Metrics (loss, bits/byte, units/s, MFU) are committed to the ``metrics`` dataset per training
-segment and published as a Prefect table + a loss and bits/byte picture (``<root>/reports/train-<run>-curves.*``).
+Data: ``train.data: {release: NAME, version: K|latest}`` trains on the release's train split and
+evaluates on its validation split (release/publish.py); without it, ``train.mix`` weights raw
+datasets. Every checkpoint records the release name, version and content hash.
+
+Per segment — the steps up to each checkpoint, committed right before the checkpoint is written —
+one unit commits the segment's ``metrics`` rows and its ``trained_on`` rows (run, checkpoint step,
+release, version, document id, first step seen), so after a kill and resume both datasets hold
+every step exactly once, as an uninterrupted run's would. Metrics are also published as a Prefect table + a loss and bits/byte picture (``<root>/reports/train-<run>-curves.*``).
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ import json
 import os
 import sys
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from prefect import flow, task
@@ -35,8 +42,9 @@ from kurate.flows.artifacts import Report, Table, cell, figure_png, publish_repo
 from kurate.flows.config import PipelineConfig, RayConfig, TrainStageConfig
 from kurate.flows.plots import training_figure
 from kurate.flows.progress import progress_bar
-from kurate.flows.runner import cluster_has_gpus, ensure_ray, forward_output
+from kurate.flows.runner import cluster_has_gpus, ensure_ray, forward_output, worker_env
 from kurate.storage.catalog import Catalog
+from kurate.storage.schemas import TRAINED_ON
 from kurate.storage.fs import StorageOptions
 from kurate.storage.schemas import METRICS
 from kurate.storage.shards import ShardStore, UnitKey, config_hash
@@ -47,6 +55,52 @@ def trainer_config(stage: TrainStageConfig):
     from kurate.models.train_config import preset
 
     return preset(stage.preset, stage.model, **stage.overrides.given())
+
+
+@dataclass(frozen=True)
+class TrainingData:
+    """What a run reads: train and eval sources (files, weight), the held-out rule, and its lineage."""
+
+    train: list[tuple[list[str], float]]
+    eval: list[tuple[list[str], float]]
+    eval_fraction: float  # 0: the sources are split already (a release's train / validation files)
+    lineage: dict  # {"release", "version", "content_hash"}; empty values for a raw mix
+
+
+def training_data(root: str, stage: TrainStageConfig, storage_options: StorageOptions | None = None) -> TrainingData:
+    """The release's splits (``train.data``), else the raw mix with the held-out share by id hash."""
+    from kurate.models.checkpoint import checkpoint_info
+
+    checkpoint = checkpoint_info(stage.run_dir(root))
+    saved = ((checkpoint or {}).get("data") or {})
+    wanted = stage.data.release if stage.data is not None else None
+    version = stage.data.version if stage.data is not None else None
+    # a finished checkpoint trains no further (train() returns at once), so only a run still to go is checked
+    unfinished = checkpoint is not None and (checkpoint.get("step") or 0) < trainer_config(stage).max_steps
+    if unfinished and (saved.get("release") != wanted or (
+            wanted and version != "latest" and saved.get("version") != version)):
+        def ref(name, v):
+            return (f"release {name}@" + (f"v{v}" if v != "latest" else "latest")) if name else "the raw train.mix"
+        raise PreconditionError(
+            f"the checkpoint in {stage.run_dir(root)} was trained on {ref(saved.get('release'), saved.get('version'))}, "
+            f"train.data asks for {ref(wanted, version)}",
+            "give the run a new train.name (a resumed run must read the stream it started on)")
+    if stage.data is None:
+        sources = training_sources(root, stage, storage_options)
+        return TrainingData(sources, sources, stage.eval_fraction, {"release": None, "version": None, "content_hash": None})
+    from kurate.release.publish import release_files, resolve
+
+    store = ShardStore(root, storage_options)
+    if saved.get("release") and version == "latest":
+        version = saved["version"]  # resume on the version the checkpoint started on, not a newer one
+    manifest = resolve(store, stage.data.release, version)
+    train_files = release_files(store, manifest, "train")
+    if not train_files:
+        raise PreconditionError(f"release {stage.data.release}@v{manifest.counts['version']} has no train documents",
+                                "widen the release's sources")
+    eval_files = release_files(store, manifest, "validation")
+    return TrainingData([(train_files, 1.0)], [(eval_files, 1.0)] if eval_files else [], 0.0,
+                        {"release": stage.data.release, "version": manifest.counts["version"], "content_hash": manifest.config_hash})
 
 
 def training_sources(root: str, stage: TrainStageConfig, storage_options: StorageOptions | None = None) -> list[tuple[list[str], float]]:
@@ -71,33 +125,67 @@ def run_training(root: str, stage: TrainStageConfig, storage_options: StorageOpt
     from kurate.models.train import train
 
     cfg = trainer_config(stage)
-    sources = training_sources(root, stage, storage_options)
+    data = training_data(root, stage, storage_options)
     filesystem = None if "://" not in root else ShardStore(root, storage_options).fs
-    train_texts = ParquetMix(sources, seed=cfg.seed, split="train", eval_fraction=stage.eval_fraction, filesystem=filesystem)
-    eval_texts = list(ParquetMix(sources, seed=cfg.seed, split="eval", eval_fraction=stage.eval_fraction, filesystem=filesystem))
+    train_texts = ParquetMix(data.train, seed=cfg.seed, split="train", eval_fraction=data.eval_fraction, filesystem=filesystem)
+    eval_texts = list(ParquetMix(data.eval, seed=cfg.seed, split="eval" if data.eval_fraction else "train",
+                                 eval_fraction=data.eval_fraction, filesystem=filesystem)) if data.eval else []
     out_dir = stage.run_dir(root)
-    metrics: list[dict] = []
+    segment = Segment()
+    logged = 0
     # the terminal bar (flows/progress.py; off in Ray Train workers, whose stderr is a log file)
     with progress_bar(f"train {stage.name}-{stage.model}", cfg.max_steps, "steps") as bar:
         def on_metrics(m: dict) -> None:
-            metrics.append(m)
+            nonlocal logged
+            segment.metrics.append(m)
+            logged += 1
             info = f"loss {m['loss']:.3f}" + (f" · bpb {m['bits_per_byte']:.3f}" if "bits_per_byte" in m else "")
             bar.update(m["step"], info=f"{info} · {m['units_per_s']:.0f} units/s")
 
-        summary = train(cfg, train_texts, eval_texts or None, out_dir, resume=True, on_metrics=on_metrics, device=device)
-    commit_metrics(root, stage, metrics, storage_options)
-    return {**summary, "out_dir": out_dir, "checkpoint": os.path.join(out_dir, "checkpoint"), "steps_logged": len(metrics)}
+        def on_documents(step: int, ids: list[str]) -> None:
+            segment.documents += [(doc_id, step) for doc_id in ids]
+
+        def on_segment_end(step: int) -> None:
+            commit_segment(root, stage, segment, step, data.lineage, storage_options)
+            segment.clear()
+
+        summary = train(cfg, train_texts, eval_texts or None, out_dir, resume=True, on_metrics=on_metrics, device=device,
+                        on_documents=on_documents, on_segment_end=on_segment_end, lineage=data.lineage)
+    return {**summary, "out_dir": out_dir, "checkpoint": os.path.join(out_dir, "checkpoint"), "steps_logged": logged,
+            **{k: v for k, v in data.lineage.items() if v is not None}}
 
 
-def commit_metrics(root: str, stage: TrainStageConfig, metrics: list[dict], storage_options: StorageOptions | None = None) -> None:
-    """One committed unit per training segment (a resumed run adds its own segment)."""
-    if not metrics:
+def commit_metrics(root: str, stage, metrics: list[dict], storage_options: StorageOptions | None = None) -> None:
+    """Commit metrics rows as one segment without document lineage (the continual flow's runs)."""
+    if metrics:
+        commit_segment(root, stage, Segment(metrics=list(metrics)), int(metrics[-1].get("step", 0)), {}, storage_options)
+
+
+@dataclass
+class Segment:
+    """What the steps since the last checkpoint produced: metrics rows and (document id, first step)."""
+
+    metrics: list[dict] = field(default_factory=list)
+    documents: list[tuple[str, int]] = field(default_factory=list)
+
+    def clear(self) -> None:
+        self.metrics, self.documents = [], []
+
+
+def commit_segment(root: str, stage: TrainStageConfig, segment: Segment, checkpoint_step: int, lineage: dict,
+                   storage_options: StorageOptions | None = None) -> None:
+    """One committed unit per segment (named by its steps, so a redone segment is found committed)."""
+    if not segment.metrics:
         return
     import pyarrow as pa
 
+    metrics = segment.metrics
     first, last = metrics[0].get("step", 0), metrics[-1].get("step", 0)
     run = f"{stage.name}-{stage.model}"
     key = UnitKey(f"train-{run}", f"{run}-steps-{first:07d}-{last:07d}", config_hash(stage.model_dump(mode="json")))
+    trained = pa.Table.from_pylist([{"run": run, "checkpoint_step": checkpoint_step, "release": lineage.get("release"),
+                                     "version": lineage.get("version"), "id": doc_id, "first_step": step}
+                                    for doc_id, step in segment.documents], schema=TRAINED_ON)
     rows = [{"run": run, "model": stage.model, "step": int(m.get("step", 0)), "metrics": json.dumps(m, sort_keys=True, default=float),
              "loss": _num(m.get("loss")), "bits_per_byte": _num(m.get("bits_per_byte")), "eval_loss": _num(m.get("eval_loss")),
              "eval_bits_per_byte": _num(m.get("eval_bits_per_byte")), "units_per_s": _num(m.get("units_per_s")),
@@ -105,9 +193,10 @@ def commit_metrics(root: str, stage: TrainStageConfig, metrics: list[dict], stor
 
     def write(unit) -> dict:
         unit.write("metrics", pa.Table.from_pylist(rows, schema=METRICS))
-        return {"steps": len(rows), "first": first, "last": last}
+        unit.write("trained_on", trained)
+        return {"steps": len(rows), "first": first, "last": last, "documents": trained.num_rows, **lineage}
 
-    ShardStore(root, storage_options).run_unit(key, ["metrics"], write)
+    ShardStore(root, storage_options).run_unit(key, ["metrics", "trained_on"], write, schemas={"trained_on": TRAINED_ON})
 
 
 def _num(value) -> float | None:
@@ -210,12 +299,6 @@ def submit_and_follow(config_json: str, root: str, stage: TrainStageConfig) -> d
                        Path(stage.run_dir(root) + ".job.json"), "kurate.flows.train_job", "train")
 
 
-def kurate_env() -> dict[str, str]:
-    """The driver's KURATE_* settings (cache, …) for the job. No PYTHONPATH: the job imports the
-    installed `kurate` package, so a caller's own `models/` or `tasks/` folder can never shadow it."""
-    return {k: v for k, v in os.environ.items() if k.startswith("KURATE_")}
-
-
 def run_ray_job(client, base: str, config_json: str, spec: Path, module: str, tag: str) -> dict:
     """Submit `python -m MODULE SPEC` as Ray Job `base` (or attach to it), forward its logs, wait.
 
@@ -234,7 +317,7 @@ def run_ray_job(client, base: str, config_json: str, spec: Path, module: str, ta
         spec.write_text(config_json)
         python = sys.executable if _is_local(client) else "python"
         _submit(client, entrypoint=f"{python} -m {module} {spec.resolve()}", submission_id=job_id,
-                runtime_env={"env_vars": kurate_env()})
+                runtime_env={"env_vars": worker_env()})
         print(f"[{tag}] submitted Ray Job {job_id}")
     printed = 0
     while True:

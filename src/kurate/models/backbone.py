@@ -56,6 +56,14 @@ def rotary_tables(head_dim: int, max_len: int, theta: float) -> tuple[torch.Tens
     return freqs.cos(), freqs.sin()
 
 
+def rotary_at(positions: torch.Tensor, head_dim: int, theta: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """cos/sin (B, 1, T, head_dim/2) at explicit integer positions (B, T): core-tokenset replay keeps
+    each kept unit at its original position (models/contracts.py `positions`), so gaps may exceed max_len."""
+    inv_freq = 1.0 / (theta ** (torch.arange(0, head_dim, 2, dtype=torch.float32, device=positions.device) / head_dim))
+    freqs = positions.float()[..., None] * inv_freq
+    return freqs.cos()[:, None], freqs.sin()[:, None]
+
+
 def apply_rotary(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
     """x: (B, H, T, hd); cos/sin: (T, hd/2). Rotates pairs (x1, x2) = halves of the head dim."""
     x1, x2 = x.float().chunk(2, dim=-1)
@@ -118,13 +126,17 @@ class Transformer(nn.Module):
         self.register_buffer("sin", sin, persistent=False)
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None, causal: bool = True,
-                key_bias: torch.Tensor | None = None) -> torch.Tensor:
+                key_bias: torch.Tensor | None = None, positions: torch.Tensor | None = None) -> torch.Tensor:
         """key_bias (B, T), optional: added to every query's attention score on key t in every layer
         and head. log(1 − f) scales the attention weight on that key by (1 − f) before renormalising
-        (AtMan-style suppression, models/coretokens.py); None keeps the plain causal kernel."""
+        (AtMan-style suppression, models/coretokens.py); None keeps the plain causal kernel.
+        positions (B, T) int, optional: each position's rotary phase (default 0..T − 1)."""
         T = x.shape[1]
         assert T <= self.cfg.max_len, f"sequence of {T} exceeds max_len {self.cfg.max_len}"
-        cos, sin = self.cos[:T], self.sin[:T]
+        if positions is None:
+            cos, sin = self.cos[:T], self.sin[:T]
+        else:
+            cos, sin = rotary_at(positions, self.cfg.d_model // self.cfg.n_head, self.cfg.rope_theta)
         if key_bias is not None:
             assert causal and mask is None, "key_bias is for causal stacks without a padding mask"
             future = torch.ones(T, T, dtype=torch.bool, device=x.device).triu(1)

@@ -6,7 +6,8 @@
 
 Checkpoint dir (out_dir/checkpoint, replaced atomically): model.safetensors, optimizer.pt
 (optimizer state, step, torch RNG states, packer position — loaded with weights_only=True),
-config.json (the TrainConfig, the model's config and the step), and the codec's files.
+config.json (the TrainConfig, the model's config, the step and the data lineage — the release name,
+version and content hash a run trained on), and the codec's files.
 """
 
 from __future__ import annotations
@@ -51,7 +52,7 @@ def build(cfg: TrainConfig, codec: Codec | None = None, fit_texts: list[str] | N
 
 
 def save_checkpoint(path: str, model: UnitLM, codec: Codec, cfg: TrainConfig, optimizer, step: int,
-                    packer: Packer) -> None:
+                    packer: Packer, lineage: dict | None = None) -> None:
     tmp = path + ".tmp"
     shutil.rmtree(tmp, ignore_errors=True)
     os.makedirs(tmp)
@@ -63,7 +64,8 @@ def save_checkpoint(path: str, model: UnitLM, codec: Codec, cfg: TrainConfig, op
     torch.save({"optimizer": optimizer.state_dict(), "step": step, "rng": rng, "data": packer.state()},
                os.path.join(tmp, "optimizer.pt"))
     with open(os.path.join(tmp, "config.json"), "w") as f:
-        json.dump({"train": cfg.model_dump(mode="json"), "model": dataclasses.asdict(model.cfg), "step": step}, f, indent=2)
+        json.dump({"train": cfg.model_dump(mode="json"), "model": dataclasses.asdict(model.cfg), "step": step,
+                   "data": lineage}, f, indent=2)
     codec.save(tmp)
     old = path + ".old"
     shutil.rmtree(old, ignore_errors=True)
@@ -71,6 +73,16 @@ def save_checkpoint(path: str, model: UnitLM, codec: Codec, cfg: TrainConfig, op
         os.replace(path, old)
     os.replace(tmp, path)
     shutil.rmtree(old, ignore_errors=True)
+
+
+def checkpoint_info(path: str) -> dict | None:
+    """A checkpoint's step and data lineage ({"step", "data"}), or None when there is none."""
+    try:
+        with open(os.path.join(checkpoint_dir(path), "config.json")) as f:
+            saved = json.load(f)
+    except FileNotFoundError:
+        return None
+    return {"step": saved.get("step"), "data": saved.get("data")}
 
 
 def load_checkpoint(path: str, device: str = "cpu") -> tuple[UnitLM, Codec, TrainConfig]:

@@ -17,8 +17,9 @@ whatever the buffer's size and however many of its documents' units are masked. 
 bears all its units plus its BOS (the previous document's last unit predicts it); a replay
 `MaskedText` bears only its kept units (a core-tokenset document ≈ token_fraction of its units, a
 full-document coreset document all of them; the masked context before a kept unit is input only).
-A core-tokenset row replays as one `MaskedText` per segment: [BOS] + at most `context_units`
-context units + its kept span(s) (models/coretokens.py replay_segments).
+A core-tokenset row replays as one `KeptSpans` (replay "kept": [BOS] + its kept units at their
+original positions, a BOS placeholder before each span) or, replay "context", one `MaskedText` per
+segment: [BOS] + at most `context_units` context units + its kept span(s) (models/coretokens.py).
 Rule: before each new document, buffer documents are emitted while the replayed loss-bearing units
 R are below replay_share / (1 − replay_share) × the new loss-bearing units N including that
 document, so at every point of the stream R / (R + N) is replay_share up to one buffer document.
@@ -29,10 +30,12 @@ buffer stores (its kept units); a masked arm also spends sequence positions on m
 (bounded by context_units per span), so it sees fewer new units per step than a full-document arm
 at the same share.
 
-`compare_replay` continues the same checkpoint once per arm — no replay; a random-sample coreset
-and a full-document (selected) coreset at the core tokenset's unit budget and at k× it; the core
-tokenset (one arm per `context_units` value) — with the same steps, seed and new data, and reports
-each arm's old/new bits/byte.
+`compare_replay` continues the same checkpoint once per arm, with the same steps, seed and new
+data, and reports each arm's old/new bits/byte: no replay; the core tokenset that stores only its
+kept units (replay "kept", the default: only they are packed, at their original positions); optional
+core tokensets that also replay masked context (one arm per `context_units` value, stored text up
+to the last kept unit); and, matched by *stored* bytes, a random-sample and a selected
+full-document coreset storing 1× and k× (`multiples`) the kept-units core tokenset's bytes.
 """
 
 from __future__ import annotations
@@ -43,18 +46,17 @@ from typing import Callable, Iterable, Sequence
 
 import numpy as np
 
-from kurate.models.coretokens import build_buffer, encode_docs, replay_texts, score_documents
+from kurate.models.coretokens import ATMAN_SUPPRESSION, build_buffer, encode_docs, replay_texts, score_documents
 from kurate.models.checkpoint import load_checkpoint
 from kurate.models.packing import MaskedText, Packer
 from kurate.models.train import evaluate, train
 
 
 def loss_units(codec) -> Callable[[str], int]:
-    """text → its loss-bearing units in training: kept units of a MaskedText, else all units + BOS."""
+    """text → its loss-bearing units in training: kept units of a MaskedText/KeptSpans, else all units + BOS."""
 
     def count(text: str) -> int:
-        n = len(codec.encode(text))
-        return sum(text.unit_mask(n)) if isinstance(text, MaskedText) else n + 1
+        return sum(text.packed(codec)[1]) if isinstance(text, MaskedText) else len(codec.encode(text)) + 1
 
     return count
 
@@ -84,14 +86,18 @@ class ReplayMix:
 
 
 def bits_per_byte(model, codec, texts: list[str], seq_len: int, batch_size: int = 8, max_batches: int = 16) -> float:
-    """Held-out bits/byte of texts, packed like training (T-FREE: calibrated on the first batch)."""
+    """Held-out bits/byte of texts, packed like training (T-FREE: calibrated on the first batch).
+    Little text (a demo root) evaluates on as many whole sequences as it holds, in smaller batches."""
+    units = sum(len(codec.encode(t)) + 1 for t in texts)
+    sequences = (units - 1) // seq_len  # consecutive sequences share one unit
+    if sequences < 1:
+        raise ValueError(f"not enough held-out text for one sequence of {seq_len} units ({units} units)")
+    batch_size = min(batch_size, sequences)
     packer = Packer(list(texts), codec, seq_len, cycle=False)
     batches = []
     with contextlib.suppress(StopIteration):
         for _ in range(max_batches):
             batches.append(packer.next_batch(batch_size))
-    if not batches:
-        raise ValueError("not enough evaluation text for one batch")
     device = next(model.parameters()).device
     res = evaluate(model, batches, device, contextlib.nullcontext, calibration=batches[0])
     model.eval()
@@ -118,50 +124,60 @@ def compare_replay(checkpoint: str, old_docs: list[tuple[str, str]], new_texts: 
                    token_fraction: float = 0.1, selection: str = "craig", attribution: str = "atman",
                    multiples: Sequence[int] = (2, 5, 10), overrides: dict | None = None,
                    replay_share: float = 0.25, eval_batches: int = 16,
-                   context_units: Sequence[int | None] = (16,),
-                   log: Callable[[str], None] = print) -> list[dict]:
-    """One continued run per replay arm; rows: arm, buffer docs/units, old/new bits/byte, Δ vs start."""
+                   context_units: Sequence[int | None] = (), suppression: float = ATMAN_SUPPRESSION,
+                   seed: int = 0, log: Callable[[str], None] = print) -> list[dict]:
+    """One continued run per replay arm, coresets matched by stored bytes; rows: arm, buffer
+    docs/units/stored bytes, old/new bits/byte, Δ vs start (see the module docstring). seed: the
+    random coresets' draw."""
     model, codec, cfg = load_checkpoint(checkpoint)
     window = cfg.seq_len + 1
     units = encode_docs(codec, [t for _, t in old_docs], window)
     scores = score_documents(model, codec, units)
     total = int(scores.units.sum())
-    arms: list[tuple[str, float, list[dict]]] = [("no replay", 0.0, [])]
-    for k in (1, *multiples):
-        arms.append((f"random coreset {k}×", budget * k,
-                     build_buffer(model, codec, old_docs, budget * k, selection="random", attribution="full",
-                                  window=window, units=units, scores=scores)))
-        arms.append((f"{selection} coreset {k}×", budget * k,
-                     build_buffer(model, codec, old_docs, budget * k, selection=selection, attribution="full",
-                                  window=window, units=units, scores=scores)))
+    total_bytes = sum(codec.unit_bytes(x) for u in units for x in u)
+    core = build_buffer(model, codec, old_docs, budget, token_fraction, selection, attribution, window=window,
+                        units=units, scores=scores, replay="kept", suppression=suppression)
+    stored = sum(r["stored_bytes"] for r in core)
+    arms: list[tuple[str, list[dict]]] = [("no replay", []),
+                                          (f"core tokenset ({selection} + {attribution}, kept units only)", core)]
     for c in context_units:
         ctx = "whole prefix" if c is None else f"context {c}"
-        arms.append((f"core tokenset ({selection} + {attribution}, {ctx})", budget,
+        arms.append((f"core tokenset ({selection} + {attribution}, {ctx})",
                      build_buffer(model, codec, old_docs, budget, token_fraction, selection, attribution,
-                                  window=window, units=units, scores=scores, context_units=c)))
+                                  window=window, units=units, scores=scores, context_units=c, replay="context",
+                                  suppression=suppression)))
+    for k in (1, *multiples):
+        for method in ("random", selection):
+            arms.append((f"{method} coreset {k}× storage",
+                         build_buffer(model, codec, old_docs, budget, selection=method, attribution="full",
+                                      window=window, units=units, scores=scores, byte_budget=k * stored,
+                                      seed=seed)))
     evals = {"old": old_eval, "new": new_eval}
     start = _evaluate(checkpoint, evals, cfg.seq_len, eval_batches)
     log(f"[continual] start: old {start['old']:.4f} bits/byte, new {start['new']:.4f}; "
-        f"{len(old_docs)} old candidates, {total} units")
+        f"{len(old_docs)} old candidates, {total} units, {total_bytes} bytes; core tokenset stores {stored} bytes")
     rows = []
-    for i, (arm, share, rows_) in enumerate(arms):
+    for i, (arm, rows_) in enumerate(arms):
         run_dir = os.path.join(out_dir, f"arm{i:02d}")
         replay = replay_texts(rows_)
         continue_training(checkpoint, new_texts, replay, run_dir, overrides, replay_share)
         bpb = _evaluate(os.path.join(run_dir, "checkpoint"), evals, cfg.seq_len, eval_batches)
         kept = sum(r["kept_units"] for r in rows_)
-        # sequence positions per replayed loss-bearing unit (masked context included) → replayed share of positions
-        per = sum(len(t.unit_mask(len(codec.encode(t)))) for t in replay) / max(1, kept)
+        arm_bytes = sum(r["stored_bytes"] for r in rows_)
+        # sequence positions per replayed loss-bearing unit (context, placeholders) → replayed share of positions
+        packed = [t.packed(codec)[1] for t in replay]
+        per = sum(map(len, packed)) / max(1, sum(map(sum, packed)))
         positions = replay_share * per / (replay_share * per + 1 - replay_share) if rows_ else 0.0
-        row = {"arm": arm, "budget": share, "buffer_docs": len(rows_), "kept_units": kept,
-               "kept_share": kept / max(1, total), "replay_positions": positions,
+        row = {"arm": arm, "buffer_docs": len(rows_), "kept_units": kept, "kept_share": kept / max(1, total),
+               "stored_bytes": arm_bytes, "stored_share": arm_bytes / max(1, total_bytes),
+               "storage_vs_core": arm_bytes / max(1, stored), "replay_positions": positions,
                "old_bpb": bpb["old"], "new_bpb": bpb["new"],
                "old_delta": bpb["old"] - start["old"], "new_delta": bpb["new"] - start["new"]}
-        log(f"[continual] {arm}: {len(rows_)} docs, {kept} kept units; old {bpb['old']:.4f} "
+        log(f"[continual] {arm}: {len(rows_)} docs, {kept} kept units, {arm_bytes} stored bytes; old {bpb['old']:.4f} "
             f"({row['old_delta']:+.4f}), new {bpb['new']:.4f} ({row['new_delta']:+.4f})")
         rows.append(row)
-    rows.insert(0, {"arm": "before continuing", "budget": 0.0, "buffer_docs": 0, "kept_units": 0, "kept_share": 0.0,
-                    "replay_positions": 0.0,
+    rows.insert(0, {"arm": "before continuing", "buffer_docs": 0, "kept_units": 0, "kept_share": 0.0,
+                    "stored_bytes": 0, "stored_share": 0.0, "storage_vs_core": 0.0, "replay_positions": 0.0,
                     "old_bpb": start["old"], "new_bpb": start["new"], "old_delta": 0.0, "new_delta": 0.0})
     return rows
 

@@ -16,6 +16,9 @@ and coretokens may add two keys every model honours:
   gradient, no nats and no bytes (its `unit_loss` entry is 0); the unit is still context.
 * `key_bias` (B, T + 1) float — added to every query's attention score on key t in every backbone
   layer (AtMan suppression: log(1 − f) scales the weight on key t by 1 − f); zeros change nothing.
+* `positions` (B, T + 1) int — the rotary position of each unit (absent: 0..T). Core-tokenset
+  replay (models/coretokens.py) packs only the kept units and keeps each at its original distance
+  from the others; every model passes it to its backbone (`Transformer.forward(positions=…)`).
 """
 
 from __future__ import annotations
@@ -65,10 +68,11 @@ class ForwardOutput(TypedDict):
     loss: torch.Tensor  # scalar: mean over the counted targets, what backward() runs on
     unit_loss: torch.Tensor  # (B, T) per target unit (nats; T-FREE: BCE per row); 0 where loss_mask is False
     # 0-dim integer tensor: text bytes of the counted targets; a tensor, so that the caller reads it
-    # together with the loss (one host sync per step, never one inside forward)
+    # together with the loss (one host sync per step, never one inside forward). T-FREE in eval mode
+    # counts only its in-dictionary targets: the only ones its likelihood covers (models/tfree.py)
     bytes: torch.Tensor
     nats: NotRequired[torch.Tensor]  # code length of those bytes: HAT and BPE always, T-FREE in eval mode
-    oov_byte_frac: NotRequired[float]  # T-FREE in eval mode: share of target bytes outside its dictionary
+    oov_byte_frac: NotRequired[float]  # T-FREE in eval mode: share of target bytes outside its dictionary (not counted)
 
 
 @runtime_checkable

@@ -4,8 +4,8 @@ documents, and inside them only the most relevant units.
     model, codec, cfg = load_checkpoint("runs/r/checkpoints/demo-hat")
     rows = build_buffer(model, codec, [(doc_id, text), …], budget=0.01, token_fraction=0.1,
                         selection="craig", attribution="atman", window=cfg.seq_len + 1)
-    # rows: one dict per kept document (coretokens schema), spans of kept units + their context
-    replay = replay_texts(rows)  # one MaskedText per segment: [BOS] + ≤ 16 context units + kept span(s)
+    # rows: one dict per kept document (coretokens schema): only the kept units' text, stored_bytes
+    replay = replay_texts(rows)  # one KeptSpans per row: the kept units at their original positions
 
 Units are what the model predicts: words for HAT and T-FREE, tokens for the BPE baseline. A
 document is scored and attributed on its first `window` units ([BOS] + window − 1 units: the
@@ -22,11 +22,25 @@ context the model was trained on); longer documents are cut there.
 2. **Token attribution** (`atman_relevance`, `gradxinput_relevance`): AtMan-style suppression —
    for every unit position p one copy of the document in which every layer's and head's
    attention to key p is scaled by (1 − f) (an additive log(1 − f) score bias, renormalised by
-   the softmax; f = 0.9 as in AtMan), in batches, no backward pass; the relevance of unit p is how
-   much the model's loss on the other units rises. Gradient×input is the second method:
+   the softmax), in batches, no backward pass; the relevance of unit p is how much the model's
+   loss on the other units rises. f defaults to 0.9, AtMan's: the official code (Aleph-Alpha/AtMan,
+   `Explainer(suppression_factor=0.1)`, `manipulate_attention_scores`) multiplies the suppressed
+   key's pre-softmax score, shifted by its row's minimum, by 0.1 = 1 − f; kurate scales the
+   key's attention *weight* by 1 − f instead (a per-key bias the fused kernel takes; the official
+   manipulation depends on each query's scores). Gradient×input is the second method:
    |∂loss/∂x_p · x_p| at the backbone's input embeddings (one backward pass per batch).
    Each document keeps its ceil(token_fraction · units) most relevant units (at least one).
-3. **Spans and their context** (`span_rows`): kept unit indices merge into [start, end) spans with
+3. **What is stored and replayed.** `replay="kept"` (the default; the paper stores only the
+   selected tokens): `kept_rows` stores the kept spans' text and nothing else; `replay_texts`
+   gives one `KeptSpans` per row, packed as [BOS] + the kept units at their original positions
+   (the models' `positions`, models/contracts.py), each span after a BOS placeholder at the
+   position of the unit before it (it predicts the span's first unit from the kept units before;
+   no stored text, no loss). A kept span whose text the codec would split differently on its own
+   (a BPE token cut out of a word) starts earlier until it does not: those units are kept too.
+   `stored_bytes` is then the kept units' bytes.
+   `replay="context"`: each span is replayed after masked context (below), and the row stores the
+   text up to its last kept unit (`stored_bytes` counts all of it).
+4. **Spans and their context** (`span_rows`): kept unit indices merge into [start, end) spans with
    their UTF-8 byte offsets in the text. Each span is replayed with a bounded context: the
    `context_units` units before it (masked: input only), from `context_start`. A span whose
    context reaches back to the previous span's end continues that span's segment (its context is
@@ -37,7 +51,8 @@ context the model was trained on); longer documents are cut there.
    document's start). The
    stored text ends with the last kept unit; `replay_texts` cuts the segments out of it.
 
-`attribution="full"` keeps whole documents (the full-document coreset at the same budget).
+`attribution="full"` keeps whole documents (the full-document coreset at the same budget, or at
+`byte_budget` stored bytes: the coresets that models/continual.py matches by storage).
 """
 
 from __future__ import annotations
@@ -49,10 +64,12 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from kurate.models.packing import MaskedText
+from kurate.models.packing import KeptSpans, MaskedText
 
 SELECTIONS = ("loss", "gradnorm", "craig", "random")
 ATTRIBUTIONS = ("atman", "gradxinput", "full")
+REPLAYS = ("kept", "context")
+ATMAN_SUPPRESSION = 0.9  # AtMan's f (see the module docstring)
 
 
 def _device(model) -> torch.device:
@@ -172,9 +189,12 @@ def craig_order(emb: np.ndarray, k: int) -> list[int]:
     return order
 
 
-def select_documents(scores: DocScores, unit_budget: float, method: str = "craig", seed: int = 0) -> list[int]:
-    """Indices of documents, in priority order, until they hold at least unit_budget units."""
+def select_documents(scores: DocScores, unit_budget: float, method: str = "craig", seed: int = 0,
+                     sizes: np.ndarray | None = None) -> list[int]:
+    """Indices of documents, in priority order, until they hold at least unit_budget units (or, given
+    `sizes` per document, e.g. bytes: until their sizes reach unit_budget)."""
     n = len(scores.units)
+    sizes = scores.units if sizes is None else np.asarray(sizes)
     if method == "loss":
         order = list(np.argsort(-scores.loss, kind="stable"))
     elif method == "gradnorm":
@@ -183,7 +203,7 @@ def select_documents(scores: DocScores, unit_budget: float, method: str = "craig
         order = list(np.random.default_rng(seed).permutation(n))
     elif method == "craig":
         # pick as many as the budget could need (the smallest documents first bound it)
-        k = int(np.searchsorted(np.cumsum(np.sort(scores.units)), unit_budget)) + 1
+        k = int(np.searchsorted(np.cumsum(np.sort(sizes)), unit_budget)) + 1
         order = craig_order(scores.grad_emb, k)
     else:
         raise ValueError(f"unknown selection {method!r}; choose one of {SELECTIONS}")
@@ -192,7 +212,7 @@ def select_documents(scores: DocScores, unit_budget: float, method: str = "craig
         if total >= unit_budget:
             break
         picked.append(int(i))
-        total += int(scores.units[i])
+        total += int(sizes[i])
     return picked
 
 
@@ -201,7 +221,8 @@ def select_documents(scores: DocScores, unit_budget: float, method: str = "craig
 
 
 @torch.no_grad()
-def atman_relevance(model, codec, units: list, suppression: float = 1.0, batch_size: int = 64) -> np.ndarray:
+def atman_relevance(model, codec, units: list, suppression: float = ATMAN_SUPPRESSION,
+                    batch_size: int = 64) -> np.ndarray:
     """Relevance of each unit: the rise of the loss on the other units when every layer's
     attention to it is scaled by (1 − suppression) (1.0: removed). One forward pass per batch of
     perturbed copies. Every query keeps the BOS key, which is never suppressed."""
@@ -265,15 +286,20 @@ def top_spans(relevance: np.ndarray, fraction: float) -> list[tuple[int, int]]:
 def build_buffer(model, codec, docs: list[tuple[str, str]], budget: float, token_fraction: float = 0.1,
                  selection: str = "craig", attribution: str = "atman", window: int = 65, seed: int = 0,
                  scores: DocScores | None = None, units: list[list] | None = None,
-                 context_units: int | None = 16) -> list[dict]:
+                 context_units: int | None = 16, replay: str = "kept", suppression: float = ATMAN_SUPPRESSION,
+                 byte_budget: int | None = None) -> list[dict]:
     """Rows of the `coretokens` dataset (without model/checkpoint columns) for one buffer.
 
     budget: the share of the candidates' units the buffer trains on. With attribution "full"
-    whole documents are kept up to that many units; otherwise documents holding
-    budget / token_fraction of the units are selected and token_fraction of each is kept.
-    Pass `scores`/`units` to reuse one scoring pass for several buffers. context_units: the masked
-    context replayed before each kept span (None: everything before it; see `span_rows`).
+    whole documents are kept up to that many units (or, given byte_budget, until they hold that many
+    bytes); otherwise documents holding budget / token_fraction of the units are selected and
+    token_fraction of each is kept. Pass `scores`/`units` to reuse one scoring pass for several
+    buffers. replay: "kept" stores and replays only the kept units, "context" also the masked
+    context before each kept span (context_units; None: everything before it; see `span_rows`).
+    suppression: AtMan's f.
     """
+    if replay not in REPLAYS:
+        raise ValueError(f"unknown replay {replay!r}; choose one of {REPLAYS}")
     if context_units is not None and context_units < 0:
         raise ValueError("context_units must be >= 0 (or None: the whole prefix)")
     if attribution not in ATTRIBUTIONS:
@@ -287,12 +313,18 @@ def build_buffer(model, codec, docs: list[tuple[str, str]], budget: float, token
                             np.array([len(u) for u in units])))
     total = int(scores.units.sum())
     full = attribution == "full"
-    picked = select_documents(scores, budget * total / (1.0 if full else token_fraction), selection, seed)
+    if byte_budget is not None:
+        if not full:
+            raise ValueError("byte_budget is for whole-document coresets (attribution 'full')")
+        sizes = np.array([sum(codec.unit_bytes(x) for x in u) for u in units])
+        picked = select_documents(scores, byte_budget, selection, seed, sizes=sizes)
+    else:
+        picked = select_documents(scores, budget * total / (1.0 if full else token_fraction), selection, seed)
     picked = [i for i in picked if units[i]]
     if full:
         spans = [[(0, len(units[i]))] for i in picked]
     elif attribution == "atman":
-        spans = [top_spans(atman_relevance(model, codec, units[i]), token_fraction) for i in picked]
+        spans = [top_spans(atman_relevance(model, codec, units[i], suppression), token_fraction) for i in picked]
     else:
         rels = gradxinput_relevance(model, codec, [units[i] for i in picked])
         spans = [top_spans(r, token_fraction) for r in rels]
@@ -300,15 +332,53 @@ def build_buffer(model, codec, docs: list[tuple[str, str]], budget: float, token
     rows = []
     for rank, (i, sp) in enumerate(zip(picked, spans)):
         doc_id, text = docs[i]
-        span_dicts, stored = span_rows(codec, text, units[i], sp, context_units)
+        kept = replay == "kept" or full  # a whole document has no context to replay
+        if kept:
+            span_dicts, stored = kept_rows(codec, text, units[i], sp)
+        else:
+            span_dicts, stored = span_rows(codec, text, units[i], sp, context_units)
         rows.append({
             "id": doc_id, "selection": selection, "method": attribution, "budget": float(budget),
             "token_fraction": 1.0 if full else float(token_fraction), "rank": rank,
             "score": float(key[i]) if key is not None else None,
-            "doc_units": len(units[i]), "kept_units": sum(b - a for a, b in sp),
-            "context_units": context_units, "spans": span_dicts, "text": stored,
+            "doc_units": len(units[i]), "kept_units": sum(s["end"] - s["start"] for s in span_dicts),
+            "replay": "kept" if kept else "context", "context_units": None if kept else context_units,
+            "stored_bytes": len(stored.encode("utf-8")), "spans": span_dicts, "text": stored,
         })
     return rows
+
+
+def kept_rows(codec, text: str, units: list, spans: list[tuple[int, int]]) -> tuple[list[dict], str]:
+    """The `spans` column and stored text of one `replay="kept"` row: only the kept spans' text,
+    joined; byte offsets index that stored text, context_start == start (no context). A span
+    whose text the codec splits differently on its own starts earlier until it does not (merging
+    into the span before it if it reaches it)."""
+    if not spans:
+        return [], ""
+    ends = np.cumsum([codec.unit_bytes(u) for u in units])
+    starts = ends - np.array([codec.unit_bytes(u) for u in units])
+    raw = text.encode("utf-8")
+
+    def piece(a: int, b: int) -> str:
+        return raw[int(starts[a]):int(ends[b - 1])].decode("utf-8", errors="ignore")
+
+    merged: list[list[int]] = []
+    for a, b in spans:
+        floor = merged[-1][1] if merged else 0
+        while a > floor and list(codec.encode(piece(a, b))) != list(units[a:b]):
+            a -= 1
+        if merged and a == floor:
+            merged[-1][1] = b
+        else:
+            merged.append([a, b])
+    out, stored, at = [], [], 0
+    for a, b in merged:
+        p = piece(a, b).encode("utf-8")
+        out.append({"start": a, "end": b, "byte_start": at, "byte_end": at + len(p),
+                    "context_start": a, "context_byte_start": at})
+        stored.append(p)
+        at += len(p)
+    return out, b"".join(stored).decode("utf-8", errors="ignore")
 
 
 def span_rows(codec, text: str, units: list, spans: list[tuple[int, int]],
@@ -349,12 +419,16 @@ def span_rows(codec, text: str, units: list, spans: list[tuple[int, int]],
 
 
 def replay_segments(row: dict) -> list:
-    """One coretokens row → its replay documents: per segment, the text from its context's start
-    to its last span's end, counting only the spans' units (MaskedText; the Packer adds [BOS])."""
+    """One coretokens row → its replay documents. replay "kept": one KeptSpans (the kept units at
+    their original positions); "context": per segment, the text from its context's start to its
+    last span's end, counting only the spans' units (MaskedText; the Packer adds [BOS])."""
     spans = row["spans"] or []
     if not spans:
         return []
     raw = row["text"].encode("utf-8")
+    if row.get("replay", "context") == "kept":
+        return [KeptSpans([raw[s["byte_start"]:s["byte_end"]].decode("utf-8", errors="ignore") for s in spans],
+                          [s["start"] for s in spans])]
     segments, group = [], [spans[0]]
     for prev, s in zip(spans, spans[1:]):
         if s["context_start"] == prev["end"]:
@@ -372,6 +446,6 @@ def replay_segments(row: dict) -> list:
 
 
 def replay_texts(rows: list[dict]):
-    """coretokens rows → training documents that count only their kept units (MaskedText), one
-    per segment ([BOS] + bounded context + kept spans; see replay_segments)."""
+    """coretokens rows → training documents that count only their kept units (KeptSpans, or one
+    MaskedText per segment for replay "context"; see replay_segments)."""
     return [t for r in rows for t in replay_segments(r)]

@@ -11,6 +11,8 @@
   when every source is exhausted (the trainer starts the next epoch by iterating again).
 * Held-out split: a document is "eval" when blake2b(id, or the text where the id is missing)
   maps below `eval_fraction`; independent of the mix, the seed and the file order.
+* Documents with an id come as `DocText` (a `str` that carries `doc_id`), so the trainer can
+  record which documents it consumed (the `trained_on` dataset, flows/train.py).
 """
 
 from __future__ import annotations
@@ -20,6 +22,17 @@ from collections.abc import Iterator, Sequence
 
 import numpy as np
 import pyarrow.parquet as pq
+
+
+class DocText(str):
+    """A training document that knows its id; a plain `str` everywhere else."""
+
+    doc_id: str
+
+    def __new__(cls, text: str, doc_id: str):
+        obj = super().__new__(cls, text)
+        obj.doc_id = doc_id
+        return obj
 
 
 def is_heldout(key: str, eval_fraction: float) -> bool:
@@ -41,7 +54,7 @@ def _read_source(files: Sequence[str], split: str, eval_fraction: float, text_co
                     continue
                 key = str(doc_id) if doc_id is not None else text
                 if is_heldout(key, eval_fraction) == want_eval:
-                    yield text
+                    yield DocText(text, str(doc_id)) if doc_id is not None else text
 
 
 class ParquetMix:

@@ -4,16 +4,21 @@
          ─backbone (causal over words)─▶ predictive embedding of word i
          ─byte decoder─▶ bytes of word i+1, then END_OF_WORD
 
-* Splitter (`split_words`): UAX#29 word boundaries (the `regex` module's `(?w)\\b`), then every
-  punctuation character becomes a word of its own, a camelCase boundary (lower → upper) starts
-  a new word, a single trailing U+0020 of a whitespace run moves to the start of the next word (when that
-  word does not itself start with whitespace),
-  and words longer than `max_bytes` are cut into chunks at character boundaries. Lossless
-  (`"".join(words) == text`) and causal: splitting a prefix of a text gives the split of the
-  whole text except possibly its last word. Making each punctuation character its own word is
-  also what keeps UAX#29 causal: its only look-ahead rules (WB6/7, WB11/12) hinge on
-  MidLetter/MidNum characters, which are punctuation (U+2044 FRACTION SLASH, a math symbol,
-  is treated like punctuation for that reason).
+* Splitter (`split_words`): the official rule (Aleph-Alpha-Research/hat-splitter, `src/split.rs`;
+  DESIGN.md §4). Lexer: UAX#29 word boundaries (the `regex` module's `(?w)\\b`), each segment cut
+  after every punctuation character (`\\p{P}`) and between a lower- and an upper-case letter
+  (camelCase), consecutive single spaces joined; each piece is a single space, other whitespace, a
+  single punctuation character or a word. Parser: a word joins a single space before it,
+  punctuation joins the word, punctuation or single space before it, anything else starts a new
+  word — so `"Hello, world!"` → `["Hello,", " world!"]`, `"how_are_you"` → `["how_", "are_", "you"]`,
+  and a run of two or more spaces (or any other whitespace) is a word of its own. Words longer than
+  `max_bytes` are cut into greedy chunks at character boundaries (the official `split_with_limit`;
+  ours never cuts a character, hence max_bytes ≥ 4). Lossless (`"".join(words) == text`). Causal
+  like the official splitter: splitting a prefix gives the whole text's split except possibly its
+  last word, on ordinary text; the exceptions are UAX#29's look-ahead through characters that are
+  not punctuation (U+2044 FRACTION SLASH between digits; an Extend/Format or ExtendNumLet
+  character such as U+00AD or U+202F right after whitespace), where the official rule, followed
+  here, changes an earlier word once the next character arrives.
 * Byte ids 0–255; ids of bytes that never occur in UTF-8 are specials: END_OF_WORD = 0xC0,
   PAD = 0xC1, BOS = 0xF5 (a one-byte "document start" word that counts as 0 text bytes).
 * Encoder: a small bidirectional transformer over each word's bytes, pooled to one vector per
@@ -40,7 +45,6 @@ from __future__ import annotations
 
 import json
 import os
-import unicodedata
 from dataclasses import dataclass
 
 import numpy as np
@@ -59,23 +63,64 @@ BOS_WORD = bytes([BOS])
 # word splitter
 
 _UAX29 = regex.compile(r"(?wV1)\b")
-_PUNCT_LIKE = {"\u2044"}  # MidNum characters outside category P (see module docstring)
+_WHITESPACE = regex.compile(r"\s+")
+# a cut after each punctuation character, and between a lower- and an upper-case letter (the
+# cut goes after the lower-case one; the two cannot overlap, so finditer finds every such pair)
+_PUNCT = regex.compile(r"\p{P}")
+_CAMEL = regex.compile(r"\p{Ll}(?=\p{Lu})")
+
+# token classes of the official lexer
+_WORD, _PUNCTUATION, _WHITESPACE_RUN, _SPACE = range(4)
 
 
-def _is_punct(ch: str) -> bool:
-    return unicodedata.category(ch)[0] == "P" or ch in _PUNCT_LIKE
-
-
-def _split_segment(seg: str) -> list[str]:
-    """Cut one UAX#29 segment before and after each punctuation char and at lower→upper."""
+def _cut_after(piece: str, pattern: regex.Pattern) -> list[str]:
+    """Cut `piece` right after every match of the one-character `pattern`."""
     out, start = [], 0
-    for i in range(1, len(seg)):
-        prev, ch = seg[i - 1], seg[i]
-        if _is_punct(prev) or _is_punct(ch) or (prev.islower() and (ch.isupper() or ch.istitle())):
-            out.append(seg[start:i])
-            start = i
-    out.append(seg[start:])
+    for m in pattern.finditer(piece):
+        out.append(piece[start:m.end()])
+        start = m.end()
+    if start < len(piece):
+        out.append(piece[start:])
     return out
+
+
+def _lex(text: str) -> list[tuple[int, str]]:
+    """UAX#29 segments, cut after punctuation and at camelCase, runs of U+0020 joined, classified."""
+    pieces: list[str] = []
+    for seg in _UAX29.split(text):
+        for p in _cut_after(seg, _PUNCT) if seg else ():
+            for q in _cut_after(p, _CAMEL):
+                if q == " " and pieces and pieces[-1].strip(" ") == "":
+                    pieces[-1] += q  # a space after a run of spaces extends the run
+                else:
+                    pieces.append(q)
+    tokens = []
+    for p in pieces:
+        if p == " ":
+            tokens.append((_SPACE, p))
+        elif _WHITESPACE.fullmatch(p):
+            tokens.append((_WHITESPACE_RUN, p))
+        elif len(p) == 1 and _PUNCT.match(p):
+            tokens.append((_PUNCTUATION, p))
+        else:
+            tokens.append((_WORD, p))
+    return tokens
+
+
+def _parse(tokens: list[tuple[int, str]]) -> list[str]:
+    """Group tokens into words: a word joins a single space before it; punctuation joins whatever
+    word, punctuation or single space precedes it; everything else starts a new word."""
+    words: list[str] = []
+    last = None  # class of the last token of the current word
+    for cls, s in tokens:
+        joins = (last == _SPACE and cls == _WORD) or (
+            cls == _PUNCTUATION and last in (_SPACE, _WORD, _PUNCTUATION))
+        if joins:
+            words[-1] += s
+        else:
+            words.append(s)
+        last = cls
+    return words
 
 
 def _chunk_utf8(word: str, max_bytes: int) -> list[str]:
@@ -97,22 +142,7 @@ def _chunk_utf8(word: str, max_bytes: int) -> list[str]:
 def split_words(text: str, max_bytes: int = 100) -> list[str]:
     """HAT word split; see the module docstring for the rules. max_bytes must be ≥ 4."""
     assert max_bytes >= 4, "max_bytes must hold one UTF-8 character"
-    pieces: list[str] = []
-    for seg in _UAX29.split(text):
-        if seg:
-            pieces.extend(_split_segment(seg))
-    words: list[str] = []
-    carry = ""
-    for i, p in enumerate(pieces):
-        p = carry + p
-        carry = ""
-        nxt = pieces[i + 1] if i + 1 < len(pieces) else None
-        # look only at the next piece's first character, so appending text never changes the decision
-        if p.endswith(" ") and p.isspace() and nxt is not None and not nxt[0].isspace():
-            p, carry = p[:-1], " "
-        if p:
-            words.extend(_chunk_utf8(p, max_bytes))
-    return words
+    return [chunk for word in _parse(_lex(text)) for chunk in _chunk_utf8(word, max_bytes)]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -238,12 +268,13 @@ class HAT(nn.Module):
 
     # -- pieces shared by training and generation --
 
-    def word_states(self, x: torch.Tensor, lens: torch.Tensor, key_bias: torch.Tensor | None = None) -> torch.Tensor:
+    def word_states(self, x: torch.Tensor, lens: torch.Tensor, key_bias: torch.Tensor | None = None,
+                    positions: torch.Tensor | None = None) -> torch.Tensor:
         """x (B, T, L) padded word bytes, lens (B, T) → predictive embeddings (B, T, d_model).
         key_bias (B, T): optional attention-score bias per word in the backbone (see Transformer)."""
         B, T, L = x.shape
         words = self.embed_words(x.reshape(B * T, L), lens.reshape(B * T)).view(B, T, -1)
-        return self.backbone(words, key_bias=key_bias)
+        return self.backbone(words, key_bias=key_bias, positions=positions)
 
     def embed_words(self, x: torch.Tensor, lens: torch.Tensor) -> torch.Tensor:
         """x (N, L) padded word bytes, lens (N,) → one vector per word (N, d_model), per length bucket."""
@@ -283,7 +314,9 @@ class HAT(nn.Module):
         B, T1, L = x.shape
         T = T1 - 1
         kb = batch.get("key_bias")
-        z = self.word_states(x[:, :T], lens[:, :T], None if kb is None else kb[:, :T]).reshape(B * T, -1)
+        pos = batch.get("positions")  # core-tokenset replay: original positions (models/contracts.py)
+        z = self.word_states(x[:, :T], lens[:, :T], None if kb is None else kb[:, :T],
+                             None if pos is None else pos[:, :T]).reshape(B * T, -1)
         y, ylen = x[:, 1:].reshape(B * T, L), lens[:, 1:].reshape(B * T)
         ce = self.word_nats(z, y, ylen)  # nats per target word
         n_targets = (ylen + 1).sum()

@@ -9,31 +9,40 @@
   space between words by default and marks the exceptions; we keep that default explicit and
   lossless — a single space in front of a word belongs to the word (" Haus"), every other
   whitespace character is a word of its own. `"".join(split_units(t)) == t`.
-* Pattern: the byte trigrams of " word " (the word without its leading space, wrapped in one
-  space each side, as in the paper); each trigram hashes (blake2b, seeded) to m rows of v. A word
-  *without* a leading space also activates the m rows of a "no-space" marker, a flag shared by
-  all words. Computed on the fly, cached per word; no 256³ table.
-* Head: Linear(d, v), trained with binary cross-entropy (mean over rows) on the multi-hot
-  pattern of the next word — computed sparsely: Σ softplus(z) − Σ_on z, never a dense target.
+* Pattern (as the official trainer, Aleph-Alpha/trigrams; DESIGN.md §4): the byte trigrams of
+  " word " (the word without its leading space, wrapped in one space each side). Each trigram
+  activates exactly m *distinct* rows of v (`hashes`; a drawn row already taken is re-drawn), and
+  `lowercase_shared` of them (2 of 10) are the lower-cased trigram's, so "Haus" and "haus" share
+  rows beyond their common trigrams. The official code shares them for ASCII letters; we lower-case
+  a trigram that is whole UTF-8 characters with str.lower (so "Äpf" shares with "äpf") and any
+  other one byte-wise (ASCII). A word *without* a leading space also activates the m rows of a
+  "no-space" marker, a flag shared by all words. Hashing is blake2b keyed by `hash_seed`, computed
+  on the fly and cached per trigram and per word; no 256³ table.
+* Head: Linear(d, v) without bias, trained with binary cross-entropy on the multi-hot pattern of
+  the next word, positives weighted by `pos_weight` (100; the official 7B config uses 300: a word
+  turns on ~1% of the rows, and unweighted BCE learns to switch every row off), mean over rows —
+  computed sparsely: Σ softplus(z) + (w − 1)·Σ_on softplus(z) − w·Σ_on z, never a dense target.
 * Decoding scores a dictionary (training-data words + `wordfreq` top lists, lower-case and
   capitalised, with and without the leading space). Greedy decoding uses the paper's score,
   mean σ(z) on the word's pattern minus mean σ(z) off it.
-* bits/byte (eval only) needs a distribution over words. The BCE model's own one, restricted to
-  the dictionary, is log p(w) ∝ Σ_{i∈pattern(w)} z_i (score "loglik"), but with independent rows
-  and hash collisions it is badly over-confident (≈ 6 bits/byte on the test corpus where the
-  choice below gives 0.4). We use softmax over the dictionary of α · mean_{i∈pattern(w)} z_i, with
-  the single scalar α fitted (grid search, NLL) on the latest *training* batch before each
-  evaluation (`calibrate`). Sampling uses the same distribution with temperature. A target word
-  missing from the dictionary costs 8 bits per byte (uniform bytes); the OOV byte fraction is
-  returned too. The training loss (BCE) is reported as `loss`; it is not comparable with the
-  other models' loss.
+* Likelihood (eval only). The BCE model's own distribution over the dictionary, log p(w) ∝
+  Σ_{i∈pattern(w)} z_i (score "loglik"), is badly over-confident with independent rows and hash
+  collisions. We use softmax over the dictionary of α · mean_{i∈pattern(w)} z_i, with the single
+  scalar α fitted (grid search, NLL) on the latest *training* batch before each evaluation
+  (`calibrate`); sampling uses the same distribution with temperature. A word outside the
+  dictionary has no probability at all, so eval-mode `nats` and `bytes` cover the *in-dictionary*
+  target words only and `oov_byte_frac` says how much was left out: the trainer's bits/byte for
+  T-FREE is bits per in-dictionary byte. It equals a full code length (comparable with HAT's and
+  BPE's bits/byte) on text whose every word is in the dictionary — which is how
+  bench/tfree_effects.py compares the models. The training loss (weighted BCE) is reported as
+  `loss`; it is not comparable with the other models' loss.
 """
 
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
-import math
 import os
 from collections import Counter
 from dataclasses import dataclass
@@ -71,8 +80,10 @@ class TFreeConfig:
     n_layer: int = 2
     n_head: int = 4
     max_len: int = 4096
-    vocab_rows: int = 2048  # v: rows of the embedding and of the head
-    hashes: int = 10  # m: rows per trigram
+    vocab_rows: int = 8192  # v: rows of the embedding and of the head (the paper: 8k–64k)
+    hashes: int = 10  # m: distinct rows per trigram
+    lowercase_shared: int = 2  # of the m rows, this many are the lower-cased trigram's
+    pos_weight: float = 100.0  # BCE weight of the on rows (official 7B config: 300)
     hash_seed: int = 0
     max_word_chars: int = 32
     wordfreq_langs: tuple[str, ...] = ("de", "en")
@@ -89,9 +100,14 @@ class TFreeCodec:
     kind = "tfree"
     bos = BOS
 
-    def __init__(self, v: int, m: int, seed: int, max_word_chars: int, dictionary: list[str]):
-        self.v, self.m, self.seed, self.max_word_chars = v, m, seed, max_word_chars
+    def __init__(self, v: int, m: int, lowercase_shared: int, seed: int, max_word_chars: int,
+                 dictionary: list[str]):
+        if not 0 <= lowercase_shared <= m <= v:
+            raise ValueError(f"T-FREE needs 0 ≤ lowercase_shared ({lowercase_shared}) ≤ hashes ({m}) ≤ vocab_rows ({v})")
+        self.v, self.m, self.lowercase_shared, self.seed = v, m, lowercase_shared, seed
+        self.max_word_chars = max_word_chars
         self.dictionary = dictionary
+        self._trigram_rows: dict[bytes, list[int]] = {}
         self.index = {w: i for i, w in enumerate(dictionary)}
         self._patterns: dict[str, np.ndarray] = {}
         self._bags: tuple[torch.Tensor, torch.Tensor] | None = None
@@ -108,10 +124,27 @@ class TFreeCodec:
         return 0 if unit == BOS else len(unit.encode("utf-8"))
 
     # -- patterns --
-    def _rows(self, feature: bytes) -> np.ndarray:
+    def _draws(self, tag: bytes, feature: bytes):
+        """An endless stream of rows for `feature`: 16 per blake2b block, keyed by the seed."""
         key = self.seed.to_bytes(8, "little")
-        digest = hashlib.blake2b(feature, digest_size=4 * self.m, key=key).digest()
-        return np.frombuffer(digest, dtype="<u4").astype(np.int64) % self.v
+        for block in itertools.count():
+            digest = hashlib.blake2b(tag + block.to_bytes(4, "little") + feature, digest_size=64, key=key).digest()
+            yield from (int(r) % self.v for r in np.frombuffer(digest, dtype="<u4"))
+
+    def _rows(self, feature: bytes) -> list[int]:
+        """The m distinct rows of a trigram (or marker): first the lower-cased form's shared rows,
+        then its own, each drawn row that is already taken re-drawn (the official `hash` init)."""
+        rows = self._trigram_rows.get(feature)
+        if rows is None:
+            rows = []
+            for tag, source, n in ((b"lower", _lower(feature), self.lowercase_shared), (b"own", feature, self.m)):
+                draws = self._draws(tag, source)
+                while len(rows) < n:
+                    r = next(draws)
+                    if r not in rows:
+                        rows.append(r)
+            self._trigram_rows[feature] = rows
+        return rows
 
     def pattern(self, word: str) -> np.ndarray:
         p = self._patterns.get(word)
@@ -126,7 +159,7 @@ class TFreeCodec:
             feats = {s[i:i + 3] for i in range(len(s) - 2)}
             if not spaced:
                 feats.add(_NO_SPACE)
-            p = np.unique(np.concatenate([self._rows(f) for f in sorted(feats)]))
+            p = np.unique(np.array([r for f in sorted(feats) for r in self._rows(f)], dtype=np.int64))
             self._patterns[word] = p
         return p
 
@@ -183,14 +216,15 @@ class TFreeCodec:
     # -- persistence --
     def save(self, path: str) -> None:
         with open(os.path.join(path, "codec.json"), "w") as f:
-            json.dump({"kind": self.kind, "v": self.v, "m": self.m, "seed": self.seed,
+            json.dump({"kind": self.kind, "v": self.v, "m": self.m, "lowercase_shared": self.lowercase_shared,
+                       "seed": self.seed,
                        "max_word_chars": self.max_word_chars, "dictionary": self.dictionary}, f, ensure_ascii=False)
 
     @classmethod
     def load(cls, path: str) -> "TFreeCodec":
         with open(os.path.join(path, "codec.json")) as f:
             d = json.load(f)
-        return cls(d["v"], d["m"], d["seed"], d["max_word_chars"], d["dictionary"])
+        return cls(d["v"], d["m"], d["lowercase_shared"], d["seed"], d["max_word_chars"], d["dictionary"])
 
     @classmethod
     def fit(cls, cfg: TFreeConfig, texts: list[str]) -> "TFreeCodec":
@@ -208,7 +242,17 @@ class TFreeCodec:
                         if split_units(form, cfg.max_word_chars) == [form]:
                             words += [form, " " + form]
         dictionary = list(dict.fromkeys(words))
-        return cls(cfg.vocab_rows, cfg.hashes, cfg.hash_seed, cfg.max_word_chars, dictionary)
+        return cls(cfg.vocab_rows, cfg.hashes, cfg.lowercase_shared, cfg.hash_seed, cfg.max_word_chars, dictionary)
+
+
+def _lower(trigram: bytes) -> bytes:
+    """The lower-cased form a trigram shares rows with: str.lower when the trigram is whole UTF-8
+    characters and keeps its length, else ASCII lower-casing (what the official code covers)."""
+    try:
+        low = trigram.decode("utf-8").lower().encode("utf-8")
+    except UnicodeDecodeError:
+        return trigram.lower()
+    return low if len(low) == len(trigram) else trigram.lower()
 
 
 class TFree(nn.Module):
@@ -218,28 +262,30 @@ class TFree(nn.Module):
         v = cfg.vocab_rows
         self.emb = nn.EmbeddingBag(v + 1, cfg.d_model, mode="sum", padding_idx=v)
         self.backbone = Transformer(cfg.backbone())
-        # the bias carries each row's prior (≈ 1–3% of rows are on); without it the backbone
-        # learns a large constant direction to push every logit down and stops using the context
-        self.head = nn.Linear(cfg.d_model, v, bias=True)
+        self.head = nn.Linear(cfg.d_model, v, bias=False)  # as the official model: pos_weight, not a bias prior
         init_weights(self, n_layer=cfg.n_layer)
-        nn.init.constant_(self.head.bias, -4.0)
         self.register_buffer("alpha", torch.tensor(1.0))  # softmax scale for bits/byte, see calibrate()
 
-    def states(self, pat: torch.Tensor, key_bias: torch.Tensor | None = None) -> torch.Tensor:
+    def states(self, pat: torch.Tensor, key_bias: torch.Tensor | None = None,
+               positions: torch.Tensor | None = None) -> torch.Tensor:
         B, T, K = pat.shape
         x = self.emb(pat.reshape(B * T, K)).view(B, T, -1)
-        return self.backbone(x, key_bias=key_bias)
+        return self.backbone(x, key_bias=key_bias, positions=positions)
 
     def forward(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         pat, count = batch["pat"], batch["count"]
         B, T1, K = pat.shape
         T, v = T1 - 1, self.cfg.vocab_rows
         kb = batch.get("key_bias")
-        z = self.head(self.states(pat[:, :T], None if kb is None else kb[:, :T])).float().reshape(B * T, v)
+        pos = batch.get("positions")  # core-tokenset replay: original positions (models/contracts.py)
+        z = self.head(self.states(pat[:, :T], None if kb is None else kb[:, :T],
+                                  None if pos is None else pos[:, :T])).float().reshape(B * T, v)
         tgt = pat[:, 1:].reshape(B * T, K)
         on = tgt < v
-        # BCE with a multi-hot target, sparse: Σ softplus(z) − Σ_on z, averaged over N·v
-        per_unit = F.softplus(z).sum(1) - (z.gather(1, tgt.clamp(max=v - 1)) * on).sum(1)
+        # BCE with a multi-hot target and positive weight w, sparse (module docstring), mean over N·v
+        z_on = z.gather(1, tgt.clamp(max=v - 1))
+        w = self.cfg.pos_weight
+        per_unit = F.softplus(z).sum(1) + ((w - 1) * F.softplus(z_on) - w * z_on).mul(on).sum(1)
         cnt = count[:, 1:].reshape(-1)
         if "loss_mask" in batch:  # masked replay: a masked target word adds no loss, gradient, nats or bytes
             keep = batch["loss_mask"][:, 1:].reshape(-1)
@@ -248,21 +294,23 @@ class TFree(nn.Module):
         else:
             loss = per_unit.sum() / z.numel()
         out = {"loss": loss, "bytes": cnt.sum(), "unit_loss": per_unit.view(B, T) / v}
-        if not self.training:
+        if not self.training:  # nats and bytes of the in-dictionary targets (module docstring)
             out.update(self._dictionary_nats(z.detach(), batch["word_id"][:, 1:].reshape(-1), cnt))
         return out
 
     @torch.no_grad()
     def _dictionary_nats(self, z, word_id, count, chunk: int = 256) -> dict:
+        """Code length of the in-dictionary target words under the calibrated dictionary softmax,
+        their bytes, and the share of target bytes in words outside the dictionary."""
         nats = torch.zeros((), device=z.device)
+        known = (word_id >= 0) & (count > 0)
         for s in range(0, z.shape[0], chunk):
             logp = torch.log_softmax(self.alpha * self.codec.score(z[s:s + chunk]), dim=-1)
-            wid, cnt = word_id[s:s + chunk], count[s:s + chunk]
-            known = (wid >= 0) & (cnt > 0)
-            nats += -(logp.gather(1, wid.clamp(min=0)[:, None])[:, 0] * known).sum()
-            nats += (cnt * (wid < 0)).sum() * math.log(256)  # OOV: 8 bits per byte
-        oov_bytes = (count * ((word_id < 0) & (count > 0))).sum()
-        return {"nats": nats, "oov_byte_frac": float(oov_bytes) / max(1, int(count.sum()))}
+            wid = word_id[s:s + chunk]
+            nats += -(logp.gather(1, wid.clamp(min=0)[:, None])[:, 0] * known[s:s + chunk]).sum()
+        known_bytes = (count * known).sum()
+        oov_frac = 1.0 - float(known_bytes) / max(1, int(count.sum()))
+        return {"nats": nats, "bytes": known_bytes, "oov_byte_frac": oov_frac}
 
     @torch.no_grad()
     def calibrate(self, batch: dict[str, torch.Tensor], max_units: int = 2048) -> float:
@@ -312,10 +360,12 @@ class TFree(nn.Module):
 
 ARCHITECTURE = Architecture(
     config=TFreeConfig, codec=TFreeCodec, model=TFree,
-    presets={  # v rows; wordfreq words per language in the dictionary
-        "tiny": {"vocab_rows": 2048, "wordfreq_top": 5000},
+    # v rows (the paper's 85%-fewer comparison uses 8k; the official 7B config 32k); wordfreq words
+    # per language in the dictionary
+    presets={
+        "tiny": {"vocab_rows": 8192, "wordfreq_top": 5000},
         "125m": {"vocab_rows": 8192, "wordfreq_top": 50000},
         "350m": {"vocab_rows": 16384, "wordfreq_top": 50000},
-        "1b": {"vocab_rows": 16384, "wordfreq_top": 50000},
+        "1b": {"vocab_rows": 32768, "wordfreq_top": 50000},
     },
 )

@@ -25,6 +25,14 @@ are each model's flops_per_unit(): 6·P per position for every matmul weight P (
 backward 4·P) plus 12·n_layer·d·ctx attention per position, per component (HAT: encoder over
 the word's bytes, pooling, backbone over words, decoder over bytes + end-of-word).
 
+Lineage (the `trained_on` dataset, flows/train.py): `on_documents(step, ids)` gets the ids of the
+documents (`DocText`, models/data.py) whose first unit entered a batch of that step, in the first
+epoch only (a later epoch repeats the same stream); `on_segment_end(step)` runs on rank 0 right
+before each checkpoint is written and when training ends, so the caller commits what it buffered
+*before* the checkpoint that makes those steps final: a run killed in between redoes the segment
+and finds it committed, and a resumed run reports exactly the documents an uninterrupted one
+would. `lineage` (e.g. release name, version, content hash) is stored in the checkpoint.
+
 Data parallel: when a torch.distributed process group with more than one rank exists (Ray Train's
 TorchTrainer sets one up: gloo on CPU, NCCL on GPU), the model is wrapped in
 DistributedDataParallel. Every rank runs the same Packer over the same stream and draws
@@ -108,6 +116,50 @@ def _share_codec(codec: Codec | None, codec_type: type, device: torch.device) ->
         return codec_type.load(d)
 
 
+class DocumentTap:
+    """The training stream as the Packer sees it, noting each document it draws in epoch 0.
+
+    The Packer draws a document only when the sequence it is building needs a unit of it, so
+    "drawn" is "first trained on in this step". A resumed Packer re-draws from its saved position
+    (epoch, doc): that document was already drawn before the checkpoint (it holds the unit the last
+    sequence ended on), so only later ones are new. One-shot iterators stay one-shot (the Packer
+    does not cycle them)."""
+
+    def __init__(self, texts: Iterable[str], state: dict | None):
+        self.texts = texts
+        self.one_shot = iter(texts) is texts
+        self.next_epoch = state["epoch"] if state else 0
+        self.after = state["doc"] if state else -1
+        self.drawn: list[str] = []
+        self._index = -1
+
+    def _note(self, epoch: int, index: int, text: str) -> None:
+        doc_id = getattr(text, "doc_id", None)
+        if epoch == 0 and index > self.after and doc_id is not None:
+            self.drawn.append(doc_id)
+
+    def __iter__(self):
+        if self.one_shot:
+            return self
+        return self._epoch()
+
+    def _epoch(self):
+        epoch, self.next_epoch = self.next_epoch, self.next_epoch + 1
+        for index, text in enumerate(self.texts):
+            self._note(epoch, index, text)
+            yield text
+
+    def __next__(self) -> str:
+        text = next(self.texts)
+        self._index += 1
+        self._note(self.next_epoch, self._index, text)
+        return text
+
+    def take(self) -> list[str]:
+        drawn, self.drawn = self.drawn, []
+        return drawn
+
+
 def _to(batch: dict, device) -> dict:
     return {k: v.to(device, non_blocking=True) for k, v in batch.items()}
 
@@ -139,7 +191,8 @@ def evaluate(model: UnitLM, batches: list[dict], device, autocast, calibration: 
 
 def train(config: TrainConfig, texts_train: Iterable[str], texts_eval: Iterable[str] | None, out_dir: str,
           resume: bool = True, on_metrics: Callable[[dict], None] | None = None,
-          device: str | torch.device | None = None) -> dict:
+          device: str | torch.device | None = None, on_documents: Callable[[int, list[str]], None] | None = None,
+          on_segment_end: Callable[[int], None] | None = None, lineage: dict | None = None) -> dict:
     """Train (or resume) and return a summary dict; see the module docstring.
 
     On resume, pass the same texts_train stream from its beginning: the packer skips to where the
@@ -191,7 +244,8 @@ def train(config: TrainConfig, texts_train: Iterable[str], texts_eval: Iterable[
         torch.set_rng_state(state["rng"]["cpu"])
         if "cuda" in state["rng"] and torch.cuda.is_available():
             torch.cuda.set_rng_state_all(state["rng"]["cuda"])
-    packer = Packer(texts_train, codec, cfg.seq_len, state["data"] if state else None)
+    tap = DocumentTap(texts_train, state["data"] if state else None)
+    packer = Packer(tap, codec, cfg.seq_len, state["data"] if state else None)
 
     eval_batches = []
     if texts_eval is not None and rank == 0:
@@ -267,10 +321,17 @@ def train(config: TrainConfig, texts_train: Iterable[str], texts_eval: Iterable[
         if eval_batches and ((cfg.eval_every and step % cfg.eval_every == 0) or step == cfg.max_steps):
             last_eval = evaluate(model, eval_batches, device, autocast, calibration=batch)
             m.update(last_eval)
-        if rank == 0 and ((cfg.checkpoint_every and step % cfg.checkpoint_every == 0) or step == cfg.max_steps):
-            save_checkpoint(ckpt, model, codec, cfg, opt, step, packer)
+        drawn = tap.take()
         if rank > 0:
             continue
+        if on_documents is not None:
+            on_documents(step, drawn)
+        if on_metrics is not None:
+            on_metrics(m)
+        if (cfg.checkpoint_every and step % cfg.checkpoint_every == 0) or step == cfg.max_steps:
+            if on_segment_end is not None:
+                on_segment_end(step)  # commit what the segment consumed before the checkpoint makes it final
+            save_checkpoint(ckpt, model, codec, cfg, opt, step, packer, lineage)
         history.append(m)
         if log_every and (step % log_every == 0 or step == cfg.max_steps):
             line = f"step {step}/{cfg.max_steps} | loss {m['loss']:.4f}"
@@ -282,9 +343,9 @@ def train(config: TrainConfig, texts_train: Iterable[str], texts_eval: Iterable[
             if "mfu" in m:
                 line += f" | mfu {100 * m['mfu']:.1f}%"
             print(line)
-        if on_metrics is not None:
-            on_metrics(m)
 
+    if rank == 0 and on_segment_end is not None:
+        on_segment_end(step)  # the text ran out (or nothing was left to do): commit the rest
     return {"model": cfg.model, "steps": step, "params": n_params, "history": history,
             "final_loss": history[-1]["loss"] if history else None, **last_eval,
             "wall_s": time.perf_counter() - t_start, "checkpoint": ckpt}

@@ -46,7 +46,8 @@ class TrainConfig(BaseModel):
     seed: int = Field(0, description="Seed of the weights' initialisation (and of the data mix in the train flow).")
     eval_every: int = Field(0, ge=0, description="Evaluate every N steps; 0: only after the last step.")
     eval_batches: int = Field(4, ge=0, description="Held-out batches per evaluation.")
-    checkpoint_every: int = Field(0, ge=0, description="Checkpoint every N steps; 0: only after the last step.")
+    # 50 steps: a killed run loses at most that much work, and the tiny presets (60 steps) checkpoint once mid-run
+    checkpoint_every: int = Field(50, ge=0, description="Checkpoint every N steps (and after the last); 0: only after the last step.")
     fit_docs: int = Field(2000, ge=1, description="First training documents the codec is fitted on "
                           "(BPE merges, the T-FREE dictionary).")
     device: str = Field("auto", pattern=r"^(auto|cpu|cuda(:[0-9]+)?)$", description="auto: CUDA when available, else CPU.")

@@ -170,7 +170,8 @@ SYNTHETIC = pa.schema(
 # Core-tokenset replay buffer (continual stage): one row per kept old document, with the spans of
 # units (words for HAT/T-FREE, tokens for BPE) that replay trains on and where each span's masked
 # context starts (a span whose context starts at the previous span's end shares its segment);
-# `text` ends with the last kept unit. See models/coretokens.py (span_rows, replay_segments).
+# replay "kept": `text` is only the kept spans' text (byte offsets index it); "context": `text`
+# ends with the last kept unit. See models/coretokens.py (kept_rows, span_rows, replay_segments).
 CORETOKENS = pa.schema(
     [
         pa.field("id", pa.string(), nullable=False),  # the old document's id
@@ -185,7 +186,9 @@ CORETOKENS = pa.schema(
         pa.field("score", pa.float64()),  # selection score (mean loss or gradient norm; null for craig/random)
         pa.field("doc_units", pa.int32()),
         pa.field("kept_units", pa.int32()),
-        pa.field("context_units", pa.int32()),  # context bound per span (null: the whole prefix)
+        pa.field("replay", pa.string()),  # kept (only the kept units are stored) | context (also masked context)
+        pa.field("context_units", pa.int32()),  # context bound per span (null: the whole prefix, or replay kept)
+        pa.field("stored_bytes", pa.int64()),  # UTF-8 bytes of `text`: what the buffer stores for this document
         pa.field("spans", pa.list_(pa.struct([
             pa.field("start", pa.int32()), pa.field("end", pa.int32()),  # [start, end) unit indices
             pa.field("byte_start", pa.int64()), pa.field("byte_end", pa.int64()),  # UTF-8 offsets in text
@@ -195,6 +198,38 @@ CORETOKENS = pa.schema(
         pa.field("text", pa.string()),
     ]
 )
+
+# Lineage: what a release holds and what a training run consumed (release/publish.py, flows/train.py).
+RELEASES = pa.schema([
+    pa.field("name", pa.string(), nullable=False),
+    pa.field("version", pa.int32(), nullable=False),
+    pa.field("created", pa.timestamp("s", tz="UTC")),
+    pa.field("content_hash", pa.string()),  # the version key: release config + the inputs' commit records
+    pa.field("documents", pa.int64()),
+    pa.field("words", pa.int64()),
+    pa.field("train_documents", pa.int64()),
+    pa.field("validation_documents", pa.int64()),
+    pa.field("path", pa.string()),  # releases/<name>/v<k>, relative to the root
+    pa.field("config", pa.string()),  # the release config as JSON
+])
+RELEASE_DOCUMENTS = pa.schema([
+    pa.field("name", pa.string(), nullable=False),
+    pa.field("version", pa.int32(), nullable=False),
+    pa.field("id", pa.string(), nullable=False),
+    pa.field("source", pa.string()),  # the dataset the document came from (curated, synthetic, …)
+    pa.field("split", pa.string()),  # train | validation
+    pa.field("url", pa.string()),
+    pa.field("file", pa.string()),  # the release file holding it, relative to the root
+])
+TRAINED_ON = pa.schema([
+    pa.field("run", pa.string(), nullable=False),  # <train.name>-<model>
+    pa.field("checkpoint_step", pa.int64(), nullable=False),  # the first checkpoint that includes the document
+    pa.field("release", pa.string()),  # null: trained on a raw mix of datasets
+    pa.field("version", pa.int32()),
+    pa.field("id", pa.string(), nullable=False),
+    pa.field("first_step", pa.int64(), nullable=False),  # the optimizer step that first consumed one of its units
+])
+
 
 DATASETS: dict[str, pa.Schema] = {
     "curated": CURATED,
@@ -211,6 +246,9 @@ DATASETS: dict[str, pa.Schema] = {
     "metrics": METRICS,
     "synthetic": SYNTHETIC,
     "coretokens": CORETOKENS,
+    "releases": RELEASES,
+    "release_documents": RELEASE_DOCUMENTS,
+    "trained_on": TRAINED_ON,
 }
 
 

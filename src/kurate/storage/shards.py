@@ -6,13 +6,23 @@ one Parquet file per output dataset (``curated`` and ``rejects`` for ingest), an
 together:
 
 1. every dataset is streamed to ``<root>/_tmp/<unit>.<token>/<dataset>.parquet``;
-2. each file is moved to its final name ``<root>/<dataset>/<unit>.parquet``;
-3. the commit record ``<root>/_manifests/<stage>/<unit>.json`` is written last.
+2. each file is moved to its final name ``<root>/<dataset>/<unit>.<token>.parquet`` (the token is
+   the attempt's, so two writers of one unit never overwrite each other's files);
+3. the commit record ``<root>/_manifests/<stage>/<unit>.json`` is written last, *put-if-absent*
+   (a hard link on a local disk, ``If-None-Match: *`` on S3): the first writer to commit wins, a
+   later one removes its own files and returns the winner's record as "skipped".
 
 Readers and the catalog only see files named by a commit record, so a writer killed at any point
-leaves nothing visible: a re-run overwrites the orphaned final files and writes the record. A unit
-whose record exists is skipped. Because both datasets of a unit commit with one record, the lineage
-invariant (every input document in exactly one of curated/rejects) holds at every instant.
+leaves nothing visible. A unit whose record exists is skipped. Because both datasets of a unit
+commit with one record, the lineage invariant (every input document in exactly one of
+curated/rejects) holds at every instant.
+
+A temp directory names its owner (host, pid); it is removed only by that owner, or by a later
+attempt when the owner is provably gone (same host, process no longer alive, or this process's
+writer was dropped). Each commit record carries a ``generation``: one more than the highest
+generation committed for the same (stage, input) before it, so the *current* generation of an input
+is chosen by commit order, never by wall clock. ``RunLock`` gives one writer per root and stage
+(``kurate curate`` holds one for the whole run).
 """
 
 from __future__ import annotations
@@ -21,8 +31,10 @@ import hashlib
 import json
 import os
 import re
+import socket
 import time
 import uuid
+import weakref
 from dataclasses import asdict, dataclass, field
 from typing import Callable, Iterable
 
@@ -31,6 +43,7 @@ from fsspec.implementations.local import LocalFileSystem
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from kurate.errors import KurateError
 from kurate.storage import KURATE_VERSION
 from kurate.storage.fs import StorageOptions, filesystem, join, unstrip
 from kurate.storage.schemas import schema_of
@@ -38,6 +51,9 @@ from kurate.storage.schemas import schema_of
 MANIFESTS = "_manifests"
 TMP = "_tmp"
 PLANS = "_plans"
+LOCKS = "_locks"
+OWNER_FILE = "_owner.json"
+HOST = socket.gethostname()
 
 
 def config_hash(payload: object) -> str:
@@ -48,19 +64,42 @@ def config_hash(payload: object) -> str:
 
 @dataclass(frozen=True)
 class UnitKey:
-    """Identifies one stage's work on one input shard under one config."""
+    """Identifies one stage's work on one input shard under one config.
+
+    ``version`` is the input's identity (``input_version``: size + ETag or mtime) where the stage
+    reads a file that can be replaced at the same path: a replaced input is a new unit."""
 
     stage: str
     input: str
     config_hash: str
+    version: str = ""
+
+    @property
+    def input_hash(self) -> str:
+        """Hash of the input path only: every generation of one input shares it."""
+        return hashlib.sha256(self.input.encode()).hexdigest()[:10]
 
     @property
     def name(self) -> str:
         stem = os.path.basename(self.input.rstrip("/")) or "input"
         stem = re.sub(r"\.(warc|wet|wat|parquet|jsonl?)(\.(gz|zst|lz4))?$", "", stem)
         stem = re.sub(r"[^A-Za-z0-9_.-]+", "_", stem)[:80]
-        input_hash = hashlib.sha256(self.input.encode()).hexdigest()[:10]
-        return f"{stem}-{self.stage}-{input_hash}-{self.config_hash[:10]}"
+        work = self.config_hash if not self.version else hashlib.sha256(f"{self.config_hash}\x1f{self.version}".encode()).hexdigest()
+        return f"{stem}-{self.stage}-{self.input_hash}-{work[:10]}"
+
+
+def input_version(url: str, storage_options: StorageOptions | None = None) -> str:
+    """An input's identity for ``UnitKey.version``: its size plus its ETag (object stores) or mtime.
+
+    Replacing a file at the same path (a finished download over a half-written one) changes it.
+    A path that cannot be read gives ``""``: the unit then fails when it reads the input."""
+    fs, path = filesystem(url, storage_options)
+    try:
+        info = fs.info(path)
+    except (OSError, ValueError):
+        return ""
+    tag = info.get("ETag") or info.get("etag") or info.get("mtime") or info.get("LastModified") or info.get("created") or ""
+    return f"{info.get('size')}:{str(tag).strip(chr(34))}"
 
 
 @dataclass(frozen=True)
@@ -83,6 +122,8 @@ class Manifest:
     committed_at: float
     outputs: tuple[OutputFile, ...]
     counts: dict = field(default_factory=dict)  # stage-specific counters (responses, kept, rejected…)
+    generation: int = 0  # commit order among the units of the same (stage, input); 0 in older records
+    input_version: str = ""
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=1, sort_keys=True)
@@ -144,13 +185,32 @@ class ShardStore:
         return sorted(found, key=lambda m: (m.stage, m.unit))
 
     def current_manifests(self, stage: str | None = None) -> list[Manifest]:
-        """The latest commit per (stage, input): a run with a new config supersedes older generations."""
+        """The latest commit per (stage, input): a run with a new config (or a replaced input)
+        supersedes older generations. "Latest" is commit order (``generation``); the wall clock only
+        orders records written before generations existed."""
         latest: dict[tuple[str, str], Manifest] = {}
         for manifest in self.manifests(stage):
             key = (manifest.stage, manifest.input)
-            if key not in latest or manifest.committed_at > latest[key].committed_at:
+            if key not in latest or _commit_order(manifest) > _commit_order(latest[key]):
                 latest[key] = manifest
         return sorted(latest.values(), key=lambda m: (m.stage, m.unit))
+
+    def next_generation(self, key: UnitKey) -> int:
+        """One more than the highest generation committed for ``key``'s (stage, input)."""
+        self.fs.invalidate_cache()
+        directory = join(self.path, MANIFESTS, key.stage)
+        if not self.fs.exists(directory):
+            return 1
+        # Every generation of one input shares the name's head (stem, stage, input hash). s3fs lists
+        # that prefix server-side, so a commit costs the same at 100k units as at 1k; other
+        # filesystems ignore ``prefix`` and the names are filtered here.
+        head = key.name[: key.name.rindex("-") + 1]
+        paths = [p for p in self.fs.find(directory, prefix=head) if os.path.basename(p).startswith(head) and p.endswith(".json")]
+        if not paths:
+            return 1
+        blobs = self.fs.cat(paths)
+        found = [Manifest.from_json(b.decode()) for b in blobs.values()]
+        return 1 + max((m.generation for m in found if m.input == key.input), default=0)
 
     def pending_tmp(self) -> list[str]:
         """Temporary unit directories: work in flight, or left behind by a killed writer."""
@@ -175,16 +235,28 @@ class ShardStore:
             counts = write(unit)
             if counts is not None:
                 unit.counts = dict(counts)
-        return UnitRun(unit.manifest, skipped=False)
+        # another writer may have committed the same unit first: its record stands, ours was dropped
+        return UnitRun(unit.manifest, skipped=unit.lost)
 
     def clear_tmp(self, key: UnitKey) -> None:
-        """Remove temporary files a killed earlier attempt of this unit left behind."""
+        """Remove temporary files that killed earlier attempts of this unit left behind.
+
+        Only provably stale ones: a live writer's directory (another run, another Ray worker) is
+        left alone, since its files are named by its own token and never collide with ours."""
         tmp = join(self.path, TMP)
+        self.fs.invalidate_cache()
         if not self.fs.exists(tmp):
             return
         for p in self.fs.ls(tmp, detail=False):
-            if os.path.basename(p.rstrip("/")).startswith(key.name + "."):
+            if os.path.basename(p.rstrip("/")).startswith(key.name + ".") and self._is_stale(p):
                 _remove_tree(self.fs, p)
+
+    def _is_stale(self, tmp_dir: str) -> bool:
+        try:
+            owner = json.loads(self.fs.cat_file(join(tmp_dir, OWNER_FILE)))
+        except (FileNotFoundError, ValueError):
+            return True  # written before owners were recorded, or the owner died before writing it
+        return _owner_is_gone(owner)
 
     def open_unit(self, key: UnitKey, datasets: Iterable[str], schemas: dict[str, pa.Schema] | None = None) -> "UnitWriter":
         """A writer for one unit; ``schemas`` overrides a dataset's registered schema (e.g. wide
@@ -202,6 +274,67 @@ class ShardStore:
         self.fs.invalidate_cache()
         paths = sorted(self.fs.glob(join(self.path, PLANS, "*.json")))
         return [json.loads(self.fs.cat_file(p)) for p in paths]
+
+
+def _commit_order(manifest: Manifest) -> tuple[int, float, str]:
+    return manifest.generation, manifest.committed_at if manifest.generation == 0 else 0.0, manifest.unit
+
+
+# Writers (and run locks) open in this process, by token: a temp directory or lock whose owner is this
+# process but whose holder is gone (dropped without commit or abort) is stale.
+_LIVE_WRITERS: "weakref.WeakValueDictionary[str, UnitWriter]" = weakref.WeakValueDictionary()
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # exists, owned by someone else
+    return True
+
+
+def _owner_is_gone(owner: dict) -> bool:
+    """Provably gone: on this host, and its process is dead (or it is this process and the writer
+    or lock holder it names no longer exists). An owner on another host is never presumed dead."""
+    if owner.get("host") != HOST:
+        return False
+    pid = int(owner.get("pid", -1))
+    if pid == os.getpid():
+        return owner.get("token") not in _LIVE_WRITERS
+    return not _pid_alive(pid)
+
+
+def put_if_absent(fs: fsspec.AbstractFileSystem, path: str, data: bytes) -> bool:
+    """Write ``data`` at ``path`` unless a file is there; True when this call created it.
+
+    Atomic on a local disk (the bytes go to a private file, then a hard link, which refuses an
+    existing name) and on S3 (``If-None-Match: *``, also honoured by the loopback test server)."""
+    if isinstance(fs, LocalFileSystem):
+        private = f"{path}.{uuid.uuid4().hex[:12]}.part"
+        with open(private, "wb") as handle:
+            handle.write(data)
+        try:
+            os.link(private, path)
+            return True
+        except FileExistsError:
+            return False
+        finally:
+            os.unlink(private)
+    try:
+        fs.pipe_file(path, data, mode="create")
+    except FileExistsError:
+        return False
+    fs.invalidate_cache()
+    return True
+
+
+def _remove_file(fs: fsspec.AbstractFileSystem, path: str) -> None:
+    try:
+        fs.rm_file(path)
+    except FileNotFoundError:
+        pass
 
 
 def _remove_tree(fs: fsspec.AbstractFileSystem, path: str) -> None:
@@ -222,12 +355,17 @@ class UnitWriter:
     def __init__(self, store: ShardStore, key: UnitKey, datasets: tuple[str, ...], schemas: dict[str, pa.Schema] | None = None):
         self.store, self.key, self.datasets = store, key, datasets
         self.schemas = {d: (schemas or {}).get(d) or schema_of(d) for d in datasets}
-        self.tmp_dir = join(store.path, TMP, f"{key.name}.{uuid.uuid4().hex[:12]}")
+        self.token = uuid.uuid4().hex[:12]
+        self.tmp_dir = join(store.path, TMP, f"{key.name}.{self.token}")
         self.counts: dict = {}
+        self.lost = False  # another writer committed this unit first (see commit)
         self._rows = {d: 0 for d in datasets}
         self._files: dict[str, fsspec.core.OpenFile] = {}
         self._writers: dict[str, pq.ParquetWriter] = {}
         store.fs.makedirs(self.tmp_dir, exist_ok=True)
+        owner = {"host": HOST, "pid": os.getpid(), "token": self.token, "started_at": time.time()}
+        store.fs.pipe_file(join(self.tmp_dir, OWNER_FILE), json.dumps(owner).encode())
+        _LIVE_WRITERS[self.token] = self
 
     def _writer(self, dataset: str) -> pq.ParquetWriter:
         if dataset not in self._writers:
@@ -272,9 +410,10 @@ class UnitWriter:
         for dataset in self.datasets:
             final_dir = join(self.store.path, dataset)
             fs.makedirs(final_dir, exist_ok=True)
-            final = join(final_dir, f"{self.key.name}.parquet")
+            name = f"{self.key.name}.{self.token}.parquet"
+            final = join(final_dir, name)
             fs.mv(join(self.tmp_dir, f"{dataset}.parquet"), final)
-            outputs.append(OutputFile(dataset, f"{dataset}/{self.key.name}.parquet", self._rows[dataset], fs.size(final)))
+            outputs.append(OutputFile(dataset, f"{dataset}/{name}", self._rows[dataset], fs.size(final)))
         manifest = Manifest(
             unit=self.key.name,
             stage=self.key.stage,
@@ -284,15 +423,20 @@ class UnitWriter:
             committed_at=time.time(),
             outputs=tuple(outputs),
             counts=dict(self.counts),
+            generation=self.store.next_generation(self.key),
+            input_version=self.key.version,
         )
-        # The commit point: write the record under a temporary name and move it into place, so a
-        # reader never sees a half-written record (on object stores a single put is already atomic).
+        # The commit point: put-if-absent, so a reader never sees a half-written record and of two
+        # writers of one unit exactly one commits; the other drops its files and adopts the record.
         final_manifest = self.store._manifest_path(self.key)
         fs.makedirs(os.path.dirname(final_manifest), exist_ok=True)
-        staged = join(self.tmp_dir, "manifest.json")
-        fs.pipe_file(staged, manifest.to_json().encode())
-        fs.mv(staged, final_manifest)
+        if not put_if_absent(fs, final_manifest, manifest.to_json().encode()):
+            self.lost = True
+            for out in outputs:
+                _remove_file(fs, join(self.store.path, out.path))
+            manifest = self.store.manifest(self.key)
         _remove_tree(fs, self.tmp_dir)
+        _LIVE_WRITERS.pop(self.token, None)
         return manifest
 
     def abort(self) -> None:
@@ -303,6 +447,7 @@ class UnitWriter:
             except Exception:  # noqa: BLE001 - best effort; the directory goes next
                 pass
         _remove_tree(self.store.fs, self.tmp_dir)
+        _LIVE_WRITERS.pop(self.token, None)
 
     def __enter__(self) -> "UnitWriter":
         return self
@@ -312,3 +457,66 @@ class UnitWriter:
             self.manifest = self.commit()
         else:
             self.abort()
+
+
+class RootLocked(KurateError):
+    """Another live run holds the root's lock for this stage."""
+
+
+class RunLock:
+    """One writer per (root, stage): ``<root>/_locks/<stage>.json``, created put-if-absent.
+
+    A second run waits up to ``wait_s`` seconds, then fails with one line naming the holder. A lock
+    whose holder is provably gone (same host, process dead) is taken over; one held from another host
+    is never presumed dead (the message says which file to remove if that run is known to be gone).
+    Use as a context manager; only the holder (matching token) removes the file."""
+
+    def __init__(self, store: ShardStore, stage: str, wait_s: float = 0.0, poll_s: float = 0.5):
+        self.store, self.stage, self.wait_s, self.poll_s = store, stage, wait_s, poll_s
+        self.path = join(store.path, LOCKS, f"{stage}.json")
+        self.token = uuid.uuid4().hex[:12]
+
+    def _holder(self) -> dict | None:
+        self.store.fs.invalidate_cache()
+        try:
+            return json.loads(self.store.fs.cat_file(self.path))
+        except FileNotFoundError:
+            return None
+        except ValueError:
+            return {}  # being written: treat as held
+
+    def acquire(self) -> "RunLock":
+        fs = self.store.fs
+        fs.makedirs(join(self.store.path, LOCKS), exist_ok=True)
+        body = json.dumps({"host": HOST, "pid": os.getpid(), "token": self.token, "since": time.time()}).encode()
+        deadline = time.monotonic() + self.wait_s
+        while True:
+            if put_if_absent(fs, self.path, body):
+                _LIVE_WRITERS[self.token] = self
+                return self
+            holder = self._holder()
+            if holder and _owner_is_gone(holder):
+                if self._holder() == holder:  # still the same dead holder: take it over
+                    _remove_file(fs, self.path)
+                continue
+            if holder is None:
+                continue  # released between our attempt and the read
+            if time.monotonic() >= deadline:
+                since = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(holder.get("since", 0)))
+                raise RootLocked(
+                    f"{self.store.url()} is being written by another `{self.stage}` run "
+                    f"(pid {holder.get('pid')} on {holder.get('host')}, since {since})",
+                    f"wait for it to finish and run again (or set a lock wait); if that run is gone, remove {self.store.url(LOCKS, self.stage + '.json')}")
+            time.sleep(self.poll_s)
+
+    def release(self) -> None:
+        holder = self._holder()
+        if holder and holder.get("token") == self.token:
+            _remove_file(self.store.fs, self.path)
+        _LIVE_WRITERS.pop(self.token, None)
+
+    def __enter__(self) -> "RunLock":
+        return self.acquire()
+
+    def __exit__(self, *exc) -> None:
+        self.release()

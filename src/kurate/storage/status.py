@@ -6,7 +6,8 @@ Everything here is read from what the unit protocol leaves behind, and only read
 - plans ``_plans/<stage>.json`` (written by a stage with ``record_plan`` before it starts its units):
   a planned unit without a commit record is *pending*;
 - directories under ``_tmp/``: a writer in flight, or one that was killed (the next run of that
-  unit clears it).
+  unit clears it);
+- run locks ``_locks/<stage>.json``: a run in progress on this root (host, pid, since when).
 
 ``root_status`` never writes, never creates a directory and never opens ``catalog.duckdb``, so it is
 safe on a root another process is writing, and a mistyped root is reported (``NoRoot``) instead of
@@ -15,7 +16,9 @@ being created.
 
 from __future__ import annotations
 
+import json
 import re
+import time
 from collections import Counter
 from dataclasses import dataclass
 from typing import Sequence
@@ -24,7 +27,7 @@ from kurate.errors import InputError
 from kurate.storage.catalog import CATALOG_FILE
 from kurate.storage.fs import StorageOptions, join
 from kurate.storage.schemas import DATASETS
-from kurate.storage.shards import MANIFESTS, PLANS, TMP, ShardStore, UnitKey
+from kurate.storage.shards import LOCKS, MANIFESTS, PLANS, TMP, ShardStore, UnitKey
 
 # Any of these under a location makes it a kurate root: stages write a plan or a temporary unit first.
 ROOT_MARKERS = (MANIFESTS, PLANS, TMP, CATALOG_FILE)
@@ -71,6 +74,7 @@ class RootStatus:
     datasets: tuple[DatasetStatus, ...]
     stages: tuple[StageStatus, ...]
     unattributed: tuple[str, ...]  # temporary units whose stage neither a plan nor a commit record names
+    locks: tuple[dict, ...] = ()  # run locks held: {"stage", "host", "pid", "since"}
 
 
 def check_root(store: ShardStore) -> None:
@@ -146,7 +150,18 @@ def root_status(root: str, storage_options: StorageOptions | None = None) -> Roo
         pending = tuple(plan["units"][u] for u in sorted(plan["units"]) if u not in committed_names) if plan else ()
         stages.append(StageStatus(stage, committed_per_stage.get(stage, 0), len(plan["units"]) if plan else None,
                                   pending, tuple(temporary.get(stage, ()))))
-    return RootStatus(store.url(), datasets, tuple(stages), tuple(temporary.get(None, ())))
+    return RootStatus(store.url(), datasets, tuple(stages), tuple(temporary.get(None, ())), _locks(store))
+
+
+def _locks(store: ShardStore) -> tuple[dict, ...]:
+    held = []
+    for path in sorted(store.fs.glob(join(store.path, LOCKS, "*.json"))):
+        try:
+            holder = json.loads(store.fs.cat_file(path))
+        except (FileNotFoundError, ValueError):
+            continue  # released (or being written) while we looked
+        held.append({"stage": path.rsplit("/", 1)[-1][: -len(".json")], **holder})
+    return tuple(held)
 
 
 def render(status: RootStatus) -> list[str]:
@@ -171,6 +186,10 @@ def render(status: RootStatus) -> list[str]:
     temporary = [(f"stage {s.stage}", s.temporary) for s in status.stages if s.temporary]
     if status.unattributed:
         temporary.append(("an unknown stage", status.unattributed))
+    for lock in status.locks:
+        since = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(lock.get("since", 0)))
+        lines.append(f"a {lock['stage']} run holds this root: pid {lock.get('pid')} on {lock.get('host')} since {since} "
+                     f"({LOCKS}/{lock['stage']}.json)")
     for owner, names in temporary:
         lines.append(f"temporary units of {owner} (in flight, or left by a killed writer; the unit's next run replaces them):")
         lines += [f"  {TMP}/{n}" for n in names[:SHOWN]] + _more(names)

@@ -5,23 +5,34 @@
    ``signatures`` and every dropped record to ``rejects``.
 2. ``dedup_run`` (once per run, stage ``curate-dedup``): exact + MinHash LSH dedup over the
    signatures of every shard of the run, against reference documents that are already curated
-   (earlier runs into this root with the same config, and ``dedup.reference_roots``); writes
+   (finalized shards of this root with the same config, and ``dedup.reference_roots``); writes
    ``duplicates``. The join runs in DuckDB over Parquet, so memory stays bounded.
 3. ``finalize_shard`` (per input shard, stage ``curate``): ``staged`` minus ``duplicates`` →
    ``curated``; duplicates → ``rejects`` with stage ``dedup``.
 
-Already-curated documents always win a duplicate pair, so committed ``curated`` shards never
-change when later runs add shards; among new documents the first in input order wins.
+Decisions are data (issue 16): when a dedup unit commits, each filter unit it decided gets a
+decision record ``_decisions/<final hash>/<filter unit>.json`` (put-if-absent: a filter unit is
+decided once). A re-run finalizes such shards with their committed decisions, never re-decides
+them, and only then deduplicates the shards no run has decided yet (``curate_units``). References
+are *finalized curated* documents only: a finalized shard's signatures minus the documents its own
+dedup run dropped. Already-curated documents always win a duplicate pair, so committed ``curated``
+shards never change when later runs add shards; among new documents the first in input order wins.
+
+Units are keyed by the input's identity too (``input_version``: size + ETag or mtime), so a
+replaced input is curated again and supersedes its earlier generation.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import tempfile
 import time
+import traceback
 from collections import Counter
 from dataclasses import asdict, dataclass, field
+from typing import Callable, Sequence
 
 import duckdb
 import pyarrow as pa
@@ -30,10 +41,10 @@ import pyarrow.parquet as pq
 from fsspec.implementations.local import LocalFileSystem
 from pydantic import BaseModel, ConfigDict, Field
 
-from kurate.errors import PreconditionError
-from kurate.storage.fs import StorageOptions
+from kurate.errors import KurateError, PreconditionError
+from kurate.storage.fs import StorageOptions, join
 from kurate.storage.schemas import CURATED
-from kurate.storage.shards import Manifest, ShardStore, UnitKey, UnitRun, config_hash
+from kurate.storage.shards import Manifest, RunLock, ShardStore, UnitKey, UnitRun, config_hash, input_version, put_if_absent
 from kurate.tasks.dedup import find_duplicates, signature_table
 from kurate.tasks.ingest import IngestConfig, ingest_records
 from kurate.tasks.minhash import MinHashConfig, MinHasher
@@ -42,6 +53,7 @@ from kurate.tasks.quality import QualityConfig, quality_for
 STAGE_FILTER = "curate-filter"
 STAGE_DEDUP = "curate-dedup"
 STAGE_FINAL = "curate"
+DECISIONS = "_decisions"
 
 
 class DedupConfig(BaseModel):
@@ -104,10 +116,22 @@ class CurateHashes:
 
     @classmethod
     def of(cls, ingest: IngestConfig, quality: QualityConfig, dedup: DedupConfig) -> "CurateHashes":
+        # Only what changes output: buffering knobs (IngestConfig.BUFFERING) are left out, so a
+        # different batch size re-uses every committed unit (tests/test_reliability_curate.py lists the fields).
         minhash = dedup.model_dump(mode="json", include={"ngram", "bands", "rows", "seed"})
-        filter_hash = config_hash({"ingest": ingest.model_dump(mode="json"), "quality": quality.model_dump(mode="json"), "minhash": minhash})
+        filter_hash = config_hash({"ingest": ingest.model_dump(mode="json", exclude=set(IngestConfig.BUFFERING)),
+                                   "quality": quality.model_dump(mode="json"), "minhash": minhash})
         final_hash = config_hash({"filter": filter_hash, "dedup": dedup.model_dump(mode="json")})
         return cls(filter_hash, final_hash)
+
+
+def filter_key(source: str, filter_hash: str, storage_options: StorageOptions | None = None, version: str | None = None) -> UnitKey:
+    """The filter unit of one input in its current content (``version`` defaults to the input's identity now)."""
+    return UnitKey(STAGE_FILTER, source, filter_hash, input_version(source, storage_options) if version is None else version)
+
+
+def final_key(source: str, final_hash: str, storage_options: StorageOptions | None = None, version: str | None = None) -> UnitKey:
+    return UnitKey(STAGE_FINAL, source, final_hash, input_version(source, storage_options) if version is None else version)
 
 
 def filter_shard(
@@ -121,7 +145,7 @@ def filter_shard(
 ) -> ShardResult:
     """Unit 1: one shard → ``staged`` + ``signatures`` + ``rejects`` (exactly once)."""
     store = ShardStore(root, storage_options)
-    key = UnitKey(STAGE_FILTER, source, work_hash)
+    key = filter_key(source, work_hash, storage_options)
     started = time.perf_counter()
 
     def write(unit) -> dict:
@@ -129,7 +153,6 @@ def filter_shard(
         hasher = _hasher(dedup)
         reasons: Counter[str] = Counter()
         pending: list[dict] = []
-        positions: list[int] = []
 
         def flush() -> None:
             kept, rejects = quality_chain.assess(pending)
@@ -137,19 +160,18 @@ def filter_shard(
             unit.write("rejects", rejects)
             if kept:
                 unit.write("staged", pa.Table.from_pylist(kept, schema=CURATED))
-                position_of = {doc["id"]: pos for doc, pos in zip(pending, positions)}
-                ranks = [f"{source}\x1f{position_of[doc['id']]:012d}" for doc in kept]
+                # the rank names the record's position, not its id: a record repeated in the input
+                # (same WARC-Record-ID) has one id but two ranks, and exactly one copy must win
+                ranks = [f"{source}\x1f{doc['_position']:012d}" for doc in kept]
                 unit.write("signatures", signature_table([d["id"] for d in kept], ranks, [d["text"] for d in kept], hasher))
             pending.clear()
-            positions.clear()
 
         for position, outcome in enumerate(ingest_records(source, ingest, storage_options)):
             if outcome.curated is None:
                 reasons[outcome.reject["reason"]] += 1
                 unit.write("rejects", [{**outcome.reject, "language": None}])
                 continue
-            pending.append(outcome.curated)
-            positions.append(position)
+            pending.append({**outcome.curated, "_position": position})  # not a column: Arrow keeps the schema's fields only
             if len(pending) >= ingest.batch_rows:
                 flush()
         flush()
@@ -172,17 +194,44 @@ def _connection(store: ShardStore) -> duckdb.DuckDBPyConnection:
     return con
 
 
-def reference_signatures(root: str, final_hash: str | None, exclude_inputs: set[str], storage_options: StorageOptions | None) -> list[str]:
-    """Signature files of documents already curated under ``root`` (this config generation, or any)."""
+def reference_signatures(root: str, final_hash: str | None, exclude_inputs: set[str],
+                         storage_options: StorageOptions | None) -> tuple[list[str], list[str]]:
+    """Documents already curated under ``root`` (this config generation, or any), as (signature
+    files, duplicates files): a finalized shard's signatures minus the ranks its dedup run dropped
+    are exactly its curated documents."""
     store = ShardStore(root, storage_options)
-    files = []
+    files, dropped = [], set()
     for manifest in store.current_manifests(STAGE_FINAL):
         if manifest.input in exclude_inputs or (final_hash is not None and manifest.config_hash != final_hash):
             continue
         signatures = manifest.counts.get("signatures")
         if signatures:
             files.append(store.url(signatures))
-    return files
+            if manifest.counts.get("duplicates"):
+                dropped.add(store.url(manifest.counts["duplicates"]))
+    return files, sorted(dropped)
+
+
+def _decision_path(store: ShardStore, unit: UnitKey, final_hash: str) -> str:
+    return join(store.path, DECISIONS, final_hash[:16], f"{unit.name}.json")
+
+
+def decision_for(store: ShardStore, unit: UnitKey, final_hash: str) -> UnitKey | None:
+    """The committed dedup unit that decided filter unit ``unit`` under ``final_hash``, if any."""
+    try:
+        raw = json.loads(store.fs.cat_file(_decision_path(store, unit, final_hash)))
+    except FileNotFoundError:
+        return None
+    return UnitKey(STAGE_DEDUP, raw["dedup_input"], raw["config_hash"])
+
+
+def _record_decisions(store: ShardStore, units: list[UnitKey], dedup_key: UnitKey) -> None:
+    """Point every filter unit the dedup unit decided at it; put-if-absent, so an earlier decision stands."""
+    body = json.dumps({"dedup_unit": dedup_key.name, "dedup_input": dedup_key.input, "config_hash": dedup_key.config_hash}).encode()
+    if units:
+        store.fs.makedirs(os.path.dirname(_decision_path(store, units[0], dedup_key.config_hash)), exist_ok=True)
+    for unit in units:
+        put_if_absent(store.fs, _decision_path(store, unit, dedup_key.config_hash), body)
 
 
 def dedup_run(
@@ -200,9 +249,10 @@ def dedup_run(
         raise PreconditionError(f"dedup needs the filter units of these shards committed first: {missing}",
                                 "re-run `kurate curate` with the same inputs: it redoes the filter units that did not commit")
     new_inputs = {m.input for m in new_manifests}
-    reference = reference_signatures(root, final_hash, new_inputs, storage_options)
+    reference, dropped = reference_signatures(root, final_hash, new_inputs, storage_options)
     for other in dedup.reference_roots:
-        reference += reference_signatures(other, None, set(), storage_options)
+        other_files, other_dropped = reference_signatures(other, None, set(), storage_options)
+        reference, dropped = reference + other_files, dropped + other_dropped
     new_files = [_output(store, m, "signatures") for m in new_manifests]
     run_id = hashlib.sha256("\n".join(sorted(k.name for k in new_units) + ["--"] + sorted(reference)).encode()).hexdigest()[:16]
     key = UnitKey(STAGE_DEDUP, f"run-{run_id}", final_hash)
@@ -214,7 +264,7 @@ def dedup_run(
             other_fs = ShardStore(other, storage_options).fs
             if not isinstance(other_fs, LocalFileSystem) and other_fs.protocol != store.fs.protocol:
                 con.register_filesystem(other_fs)
-        duplicates = find_duplicates(new_files, reference, threshold=dedup.threshold, con=con,
+        duplicates = find_duplicates(new_files, reference, reference_exclude=dropped, threshold=dedup.threshold, con=con,
                                      exact=dedup.exact, fuzzy=dedup.fuzzy)
         unit.write("duplicates", duplicates)
         kinds = Counter(duplicates.column("kind").to_pylist())
@@ -222,6 +272,7 @@ def dedup_run(
                 "near": kinds["near"], "seconds": time.perf_counter() - started}
 
     run = store.run_unit(key, ["duplicates"], write)
+    _record_decisions(store, list(new_units), key)
     return {"unit": key.name, "key": key, **run.counts}
 
 
@@ -229,17 +280,19 @@ def finalize_shard(
     source: str,
     root: str,
     filter_hash: str,
-    dedup_key: UnitKey,
     final_hash: str,
     storage_options: StorageOptions | None = None,
 ) -> ShardResult:
-    """Unit 3: ``staged`` minus this run's duplicates → ``curated``; duplicates → ``rejects``."""
+    """Unit 3: ``staged`` minus the committed decisions about it → ``curated``; duplicates → ``rejects``."""
     store = ShardStore(root, storage_options)
-    key = UnitKey(STAGE_FINAL, source, final_hash)
+    version = input_version(source, storage_options)
+    key = final_key(source, final_hash, version=version)
     started = time.perf_counter()
 
     def write(unit) -> dict:
-        staged_manifest, dedup_manifest = store.manifest(UnitKey(STAGE_FILTER, source, filter_hash)), store.manifest(dedup_key)
+        staged_key = filter_key(source, filter_hash, version=version)
+        dedup_key = decision_for(store, staged_key, final_hash)
+        staged_manifest, dedup_manifest = store.manifest(staged_key), dedup_key and store.manifest(dedup_key)
         if staged_manifest is None or dedup_manifest is None:
             raise PreconditionError(f"{source}: filter and dedup units must be committed before the final unit",
                                     "re-run `kurate curate` with the same inputs")
@@ -270,6 +323,7 @@ def finalize_shard(
             "rejected": prior.get("rejected", 0) + len(rejects),
             "reasons": dict(Counter(prior.get("reasons", {})) + reasons),
             "signatures": next(o.path for o in staged_manifest.outputs if o.dataset == "signatures"),
+            "duplicates": next(o.path for o in dedup_manifest.outputs if o.dataset == "duplicates"),
             "dedup_unit": dedup_key.name,
         }
 
@@ -281,6 +335,85 @@ def _read(store: ShardStore, url: str) -> pa.Table:
         return pq.read_table(handle)
 
 
+@dataclass
+class ShardFailure:
+    """A shard whose unit raised (after its retries): reported, not committed; a re-run retries it."""
+
+    input: str
+    error: str
+    unit: str = ""
+
+    def as_dict(self) -> dict:
+        return {"input": self.input, "status": "failed", "error": self.error.splitlines()[0] if self.error else ""}
+
+
+ShardMap = Callable[[str, Callable, list[str], tuple], list["ShardResult | ShardFailure"]]
+DedupStep = Callable[[list[UnitKey]], dict]
+
+
+def curate_units(
+    inputs: Sequence[str],
+    root: str,
+    hashes: CurateHashes,
+    filter_args: tuple,
+    map_shards: ShardMap,
+    dedup_step: DedupStep,
+    storage_options: StorageOptions | None = None,
+) -> dict:
+    """The curate run's order of units, shared by ``run_local`` and the curate flow.
+
+    ``map_shards(label, fn, items, args)`` runs ``fn(item, *args)`` per shard (in this process or on
+    Ray, with retries) and returns a ``ShardResult`` or ``ShardFailure`` each; ``dedup_step(units)``
+    runs ``dedup_run`` for filter units no run has decided yet.
+
+    1. filter every unfinished shard; a shard that fails is that input's failure, the rest go on;
+    2. finalize the shards an earlier run already decided, with those decisions (never re-decided);
+    3. only when all of those are finalized (they are references for the rest): dedup the undecided
+       shards against the finalized curated documents, and finalize them.
+    """
+    store = ShardStore(root, storage_options)
+    versions = {s: input_version(s, storage_options) for s in inputs}
+    todo = [s for s in inputs if not store.is_committed(final_key(s, hashes.final, version=versions[s]))]
+    filtered = map_shards("filter", filter_shard, todo, (root, *filter_args, hashes.filter, storage_options)) if todo else []
+    failed = [r for r in filtered if isinstance(r, ShardFailure)]
+    ok = [r.input for r in filtered if not isinstance(r, ShardFailure)]
+    units = {s: filter_key(s, hashes.filter, version=versions[s]) for s in ok}
+    decided = [s for s in ok if decision_for(store, units[s], hashes.final) is not None]
+    undecided = [s for s in ok if s not in set(decided)]
+    final_args = (root, hashes.filter, hashes.final, storage_options)
+    final = map_shards("finalize", finalize_shard, decided, final_args) if decided else []
+    found = None
+    if undecided and not any(isinstance(r, ShardFailure) for r in final):
+        found = dedup_step([units[s] for s in undecided])
+        final += map_shards("finalize", finalize_shard, undecided, final_args)
+    elif undecided:
+        waiting = sorted(r.input for r in final if isinstance(r, ShardFailure))
+        failed += [ShardFailure(s, f"not deduplicated yet: it needs the earlier decided shards finalized first ({waiting})")
+                   for s in undecided]
+    failed += [r for r in final if isinstance(r, ShardFailure)]
+    return {"filtered": [r for r in filtered if not isinstance(r, ShardFailure)], "dedup": found,
+            "final": [r for r in final if not isinstance(r, ShardFailure)], "failed": failed,
+            "skipped": len(inputs) - len(todo), "skipped_inputs": [s for s in inputs if s not in set(todo)]}
+
+
+def map_in_process(retries: int = 1) -> ShardMap:
+    """A ``ShardMap`` that runs shard after shard here, retrying a failed unit ``retries`` times."""
+
+    def run(label: str, fn: Callable, items: list[str], args: tuple) -> list:
+        results = []
+        for item in items:
+            for attempt in range(retries + 1):
+                try:
+                    results.append(fn(item, *args))
+                    break
+                except Exception as exc:  # noqa: BLE001 - one shard's failure, reported with the others
+                    if attempt == retries:
+                        results.append(ShardFailure(item, f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=4)}"))
+        return results
+
+    return run
+
+
 def run_local(
     inputs: list[str],
     root: str,
@@ -288,16 +421,21 @@ def run_local(
     quality: QualityConfig | None = None,
     dedup: DedupConfig | None = None,
     storage_options: StorageOptions | None = None,
+    retries: int = 1,
+    lock_wait_s: float = 0.0,
 ) -> dict:
     """All three units in this process, shard after shard — for tests, benchmarks and notebooks.
 
-    The curate flow runs the same units with Ray and Prefect around them.
+    The curate flow runs the same units (``curate_units``) with Ray and Prefect around them. Holds
+    the root's curate lock; raises ``KurateError`` naming the failed shards after the others finished.
     """
     ingest, quality, dedup = ingest or IngestConfig(), quality or QualityConfig(), dedup or DedupConfig()
     hashes = CurateHashes.of(ingest, quality, dedup)
-    store = ShardStore(root, storage_options)
-    todo = [s for s in inputs if not store.is_committed(UnitKey(STAGE_FINAL, s, hashes.final))]
-    filtered = [filter_shard(s, root, ingest, quality, dedup, hashes.filter, storage_options) for s in todo]
-    found = dedup_run(root, [UnitKey(STAGE_FILTER, s, hashes.filter) for s in todo], dedup, hashes.final, storage_options) if todo else None
-    final = [finalize_shard(s, root, hashes.filter, found["key"], hashes.final, storage_options) for s in todo]
-    return {"filtered": filtered, "dedup": found, "final": final, "skipped": len(inputs) - len(todo)}
+    with RunLock(ShardStore(root, storage_options), STAGE_FINAL, wait_s=lock_wait_s):
+        result = curate_units(inputs, root, hashes, (ingest, quality, dedup), map_in_process(retries),
+                              lambda units: dedup_run(root, units, dedup, hashes.final, storage_options), storage_options)
+    if result["failed"]:
+        lines = "; ".join(f"{f.input}: {f.error.splitlines()[0]}" for f in result["failed"])
+        raise KurateError(f"curate: {len(result['failed'])} shard(s) failed, the other shards are committed: {lines}",
+                          "fix those inputs and run again: only what did not commit is redone")
+    return result

@@ -75,6 +75,7 @@ def find_duplicates(
     new_files: Sequence[str],
     reference_files: Sequence[str] = (),
     *,
+    reference_exclude: Sequence[str] = (),
     threshold: float = 0.8,
     con: duckdb.DuckDBPyConnection | None = None,
     exact: bool = True,
@@ -96,14 +97,15 @@ def find_duplicates(
     base = duckdb.connect() if owned else con
     cur = base.cursor()
     try:
-        return _find(cur, list(new_files), list(reference_files), threshold, exact, fuzzy)
+        return _find(cur, list(new_files), list(reference_files), list(reference_exclude), threshold, exact, fuzzy)
     finally:
         cur.close()
         if owned:
             base.close()
 
 
-def _find(cur: duckdb.DuckDBPyConnection, new: list[str], ref: list[str], threshold: float, exact: bool, fuzzy: bool) -> pa.Table:
+def _find(cur: duckdb.DuckDBPyConnection, new: list[str], ref: list[str], exclude: list[str], threshold: float,
+          exact: bool, fuzzy: bool) -> pa.Table:
     # kd_scan stays a view (each step below re-reads only the columns it needs, so MinHash values
     # are never held for all documents). SQL cannot bind a parameter inside CREATE VIEW, so the
     # view is a relation registered on the cursor (a temporary view that goes with it), which takes
@@ -115,6 +117,9 @@ def _find(cur: duckdb.DuckDBPyConnection, new: list[str], ref: list[str], thresh
         )
         for is_ref, files in scans
     ]
+    if ref and exclude:
+        dropped = cur.read_parquet(exclude).select("rank AS dropped_rank")
+        relations[1] = relations[1].join(dropped, "rank = dropped_rank", how="anti")
     scan = relations[0] if len(relations) == 1 else relations[0].union(relations[1])
     cur.register("kd_scan", scan)
     # A small integer per file, so that later scans find their documents by (src, row).

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from typing import Iterator
+from typing import ClassVar, Iterator
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from kurate.storage.fs import StorageOptions
 from kurate.tasks.decode import DecodeError, decode_payload, is_html, mime_type
-from kurate.tasks.extract import ExtractorName, extract_text
+from kurate.tasks.extract import DEFAULT_EXTRACT_TIMEOUT_S, ExtractionTimeout, ExtractorName, extract_text
 from kurate.tasks.warc import WarcDamage, WarcItem, read_records
 
 STAGE = "ingest"
@@ -26,12 +26,18 @@ class IngestConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
+    # Fields that change how work is buffered, never what it outputs: left out of the unit hash.
+    BUFFERING: ClassVar[tuple[str, ...]] = ("batch_rows",)
+
     extractor: ExtractorName = Field(
         "trafilatura", description="Main-text extractor: trafilatura (quality) or resiliparse (speed)."
     )
     max_payload_bytes: int = Field(5 << 20, gt=0, description="Larger payloads are rejected as too_large.")
     min_text_chars: int = Field(1, ge=1, description="Extracted text shorter than this is rejected as empty_text.")
-    batch_rows: int = Field(256, gt=0, description="Rows buffered before a Parquet row group is written.")
+    batch_rows: int = Field(256, gt=0, description="Rows buffered before a Parquet row group is written (not in the unit hash).")
+    extract_timeout_s: float = Field(
+        DEFAULT_EXTRACT_TIMEOUT_S, gt=0,
+        description="Per-document extraction time limit in seconds; a page that takes longer is rejected as extract_timeout.")
 
 
 def document_id(record_id: str, url: str = "", payload_digest: str | None = None) -> str:
@@ -79,7 +85,9 @@ def process_item(item: WarcItem, source: str, config: IngestConfig) -> Outcome:
             return _reject(base, "decode_error", detail=str(exc)[:200])
         charset = decoded.charset
         try:
-            text = extract_text(decoded.text, config.extractor, item.url)
+            text = extract_text(decoded.text, config.extractor, item.url, timeout_s=config.extract_timeout_s)
+        except ExtractionTimeout as exc:
+            return _reject(base, "extract_timeout", config.extract_timeout_s, str(exc)[:200])
         except Exception as exc:  # noqa: BLE001 - extractors raise anything on hostile HTML; record it
             return _reject(base, "extract_error", detail=f"{type(exc).__name__}: {exc}"[:200])
     text = text.strip()
@@ -97,10 +105,15 @@ def process_item(item: WarcItem, source: str, config: IngestConfig) -> Outcome:
 
 
 def damage_outcome(damage: WarcDamage, source: str) -> Outcome:
+    """A reject for an unreadable region; a truncated record keeps its own document id and URL."""
+    if damage.record_id or damage.url:
+        ident = document_id(damage.record_id, damage.url, damage.payload_digest)
+    else:
+        ident = document_id(f"{source}#{damage.start}-{damage.end}")
     base = {
-        "id": document_id(f"{source}#{damage.start}-{damage.end}"),
-        "url": None,
-        "warc_record_id": None,
+        "id": ident,
+        "url": damage.url or None,
+        "warc_record_id": damage.record_id or None,
         "source": source,
     }
     return _reject(base, damage.reason, float(damage.end - damage.start), damage.detail)

@@ -6,7 +6,10 @@
 * a corrupt gzip member or malformed record makes FastWARC raise; we resume at the next gzip
   member after it (Common Crawl compresses each record on its own) and report the skipped bytes;
 * a truncated shard makes FastWARC stop silently; we check the tail after the last record we got
-  and report the incomplete bytes.
+  and report the incomplete bytes. When that last record is a response/conversion, FastWARC hands
+  it over with whatever bytes were there: it becomes one ``truncated_record`` damage (under the
+  record's own id) instead of a document, so each input record is counted exactly once;
+* an empty (0-byte) input is one ``empty_input`` damage, never a silent success.
 """
 
 from __future__ import annotations
@@ -42,8 +45,11 @@ class WarcItem:
 class WarcDamage:
     start: int
     end: int
-    reason: str  # malformed_record | truncated_shard
+    reason: str  # malformed_record | truncated_shard | truncated_record | empty_input
     detail: str
+    record_id: str = ""  # a truncated_record's own id and URL (its lineage row keeps the document id)
+    url: str = ""
+    payload_digest: str | None = None
 
 
 # Record types that are neither documents nor damage: CC's request, metadata and warcinfo records.
@@ -150,12 +156,16 @@ def read_records(
     fs, path = filesystem(url, storage_options)
     with fs.open(path, "rb") as stream:
         size = fs.size(path)
+        if not size:
+            yield WarcDamage(0, 0, "empty_input", "the input is empty (0 bytes): an unfinished download? Replace it and re-run")
+            return
         gzipped = stream.read(len(GZIP_MAGIC)) == GZIP_MAGIC
         base = 0
         cursor = [-1]  # start of the last record FastWARC parsed, of any type
         damage_start: int | None = None  # an unreadable region not reported yet
         reported: set[int] = set()  # damage start offsets already reported (one row per bad record)
         error = ""
+        held: WarcItem | None = None  # the last record, yielded once the next one (or a complete tail) shows it is whole
 
         def pending_damage(end: int) -> Iterator[WarcDamage]:
             nonlocal damage_start
@@ -168,13 +178,21 @@ def read_records(
             stream.seek(base)
             try:
                 for item in _items(stream, base, max_payload_bytes, cursor):
+                    if held is not None:
+                        yield held
+                        held = None
                     yield from pending_damage(base)
                     if isinstance(item, WarcDamage):
                         reported.add(item.start)
-                    yield item
+                        yield item
+                    else:
+                        held = item
                 yield from pending_damage(base)
                 break
             except OSError as exc:
+                if held is not None:  # FastWARC read the held record whole; the failure is after it
+                    yield held
+                    held = None
                 # Resume at the next gzip member after the last record that parsed; one reject row
                 # covers the whole unreadable stretch, however many restarts it takes to cross it.
                 error = str(exc)
@@ -188,6 +206,13 @@ def read_records(
                 base = cursor[0] = resume
         tail_start = max(cursor[0], 0)
         complete, why = (_gzip_tail_is_complete if gzipped else _plain_tail_is_complete)(stream, tail_start)
+        if not complete and held is not None and held.offset == tail_start:
+            yield WarcDamage(tail_start, size, "truncated_record",
+                             f"record at byte {tail_start} is cut off ({why}): recorded, not curated",
+                             held.record_id, held.url, held.payload_digest)
+            return
+        if held is not None:
+            yield held
         if not complete:
             yield WarcDamage(
                 start=tail_start,

@@ -4,7 +4,7 @@
     filters = build_filters(["gopher_repetition", "gopher_quality", "c4", "fineweb"], params)
     first_rejection(filters, text, "de")               # None, or ("c4", Verdict(False, "c4:lorem_ipsum", …))
 
-Every filter splits text with ``alnum_words`` and judges at most the first ``ANALYSED_CHARS``
+Every filter splits text with ``word_tokens`` (datatrove's words, punctuation included) and judges at most the first ``ANALYSED_CHARS``
 characters, so odd or huge input costs bounded time and never raises. The contract is
 ``DocumentFilter`` (base.py); the filters are registered in ``FILTERS`` (chain.py).
 Imports point one way: params, text ← base ← each filter ← chain.
@@ -17,7 +17,7 @@ from kurate.tasks.filters.fineweb import FineWebFilter, FineWebSettings
 from kurate.tasks.filters.gopher_quality import GopherQualityFilter, GopherQualitySettings
 from kurate.tasks.filters.gopher_repetition import GopherRepetitionFilter, GopherRepetitionSettings
 from kurate.tasks.filters.params import FilterParams, normalise_language
-from kurate.tasks.filters.text import ANALYSED_CHARS, alnum_words, split_lines, split_paragraphs
+from kurate.tasks.filters.text import ANALYSED_CHARS, alnum_words, split_lines, split_paragraphs, word_tokens
 
 __all__ = [
     "ANALYSED_CHARS",
@@ -43,4 +43,5 @@ __all__ = [
     "parse_filter_params",
     "split_lines",
     "split_paragraphs",
+    "word_tokens",
 ]

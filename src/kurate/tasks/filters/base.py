@@ -12,7 +12,7 @@ from typing import Any, ClassVar, Generic, Iterable, Protocol, TypeVar, runtime_
 
 from pydantic import BaseModel
 
-from kurate.tasks.filters.params import FilterParams
+from kurate.tasks.filters.params import FilterParams, normalise_language
 from kurate.tasks.filters.text import Analysed, analyse
 
 
@@ -87,7 +87,7 @@ class LanguageFilter(Generic[SettingsT]):
         return frozenset(f"{self.name}:{statistic}" for statistic in self.statistics_for(self.settings_for(language)))
 
     def check(self, text: str, language: str) -> Verdict:
-        return self.evaluate(analyse(text), self.settings_for(language), language)
+        return self.evaluate(analyse(text, normalise_language(language)), self.settings_for(language), language)
 
     def evaluate(self, doc: Analysed, settings: SettingsT, language: str) -> Verdict:
         raise NotImplementedError

@@ -6,81 +6,74 @@ lines starting with a bullet and 30% ending with an ellipsis, at least 80% of wo
 letter, and at least 2 of the language's stop words. Checks run in that order; the first failure
 decides.
 
-Deviation from the paper: words come from ``alnum_words`` (letters/digits), not whitespace, so a
-token made only of punctuation is not a word; "alpha words" therefore measures how much of the
-text is numbers rather than how much is punctuation. A language without a stop-word list skips
-the stop-word check (FineWeb 2 tunes lists per language; we ship lists for a few).
+The statistics are computed the way datatrove computes them, because FineWeb 2's per-language
+thresholds (filter_params.yaml) were tuned on datatrove's numbers:
+
+- words are ``word_tokens`` (punctuation tokens included); the word count and the mean word
+  length use only the tokens that are not punctuation alone; the hash, ellipsis and alpha ratios
+  divide by all tokens, so a page heavy in punctuation has a lower alpha ratio;
+- lines are every line of the text, blank ones included; a bullet line starts (after leading
+  spaces) with "•" or "-";
+- stop words are *distinct* stop words among the tokens, matched as written (case-sensitive).
+
+A language without a stop-word list skips the stop-word check.
 """
 
 from __future__ import annotations
 
-import re
-from collections import Counter
-
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field
 
 from kurate.tasks.filters.base import KEEP, LanguageFilter, Verdict, reject
-from kurate.tasks.filters.text import Analysed
+from kurate.tasks.filters.text import Analysed, is_punctuation
 
-# Characters that open a bulleted list item.
-BULLETS: tuple[str, ...] = (
-    "-", "*", "•", "‣", "◦", "▪", "▫", "●", "○", "■", "□", "►", "▶", "➢", "→", "–", "—", "·", "⁃", "✓", "✔",
-)  # fmt: skip
 ELLIPSES: tuple[str, ...] = ("...", "…")
-# Patterns over words joined by spaces (words never contain spaces). Possessive quantifiers and
-# the word-start lookbehind keep both linear: no backtracking into a word.
-LETTERLESS_WORD = re.compile(r"(?<!\S)(?:\d|[^\w\s])++(?!\S)")  # only digits, marks, joiners
-ELIDED_WORD = re.compile(r"(?<!\S)[^\s']++'\S*")  # a word with an inner apostrophe
 
 
 class GopherQualitySettings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    min_words: int = Field(50, ge=0, description="fewest words a document may have")
-    max_words: int = Field(100_000, ge=0, description="most words a document may have")
+    min_words: int = Field(50, ge=0, description="fewest words (tokens that are not only punctuation)")
+    max_words: int = Field(100_000, ge=0, description="most words (tokens that are not only punctuation)")
     min_mean_word_length: float = Field(3, ge=0, description="shortest mean word length in characters")
     max_mean_word_length: float = Field(10, ge=0, description="longest mean word length in characters")
-    max_hash_word_ratio: float = Field(0.1, ge=0, description="most '#' per word")
-    max_ellipsis_word_ratio: float = Field(0.1, ge=0, description="most '...'/'…' per word")
+    max_hash_word_ratio: float = Field(0.1, ge=0, description="most '#' per token")
+    max_ellipsis_word_ratio: float = Field(0.1, ge=0, description="most '...'/'…' per token")
+    bullets: tuple[str, ...] = Field(("•", "-"), description="characters that open a bullet line")
     max_bullet_line_frac: float = Field(0.9, ge=0, le=1, description="most lines starting with a bullet")
     max_ellipsis_line_frac: float = Field(0.3, ge=0, le=1, description="most lines ending with an ellipsis")
-    min_alpha_word_frac: float = Field(0.8, ge=0, le=1, description="fewest words containing a letter")
-    min_stop_words: int = Field(2, ge=0, description="fewest stop-word occurrences")
-    stop_words: frozenset[str] = Field(frozenset(), description="the language's stop words; empty skips the check")
-
-    @field_validator("stop_words")
-    @classmethod
-    def _casefold(cls, words: frozenset[str]) -> frozenset[str]:
-        return frozenset(w.casefold().replace("’", "'") for w in words)
+    min_alpha_word_frac: float = Field(0.8, ge=0, le=1, description="fewest tokens containing a letter")
+    min_stop_words: int = Field(2, ge=0, description="fewest distinct stop words present")
+    stop_words: frozenset[str] = Field(
+        frozenset(), description="the language's stop words, matched as written; empty skips the check"
+    )
 
 
-def count_stop_words(words: tuple[str, ...], stop_words: frozenset[str]) -> int:
-    """Occurrences of stop words; an elided article counts too ("l'homme" → "l'")."""
-    # One casefold and one C-level count over the joined words instead of a Python call per word.
-    folded = " ".join(words).casefold().replace("’", "'")
-    counts = Counter(folded.split(" "))
-    count = sum(counts[w] for w in stop_words)
-    for word in ELIDED_WORD.findall(folded) if "'" in folded else ():
-        if word not in stop_words and word[: word.index("'") + 1] in stop_words:
-            count += 1
-    return count
+def symbol_free(tokens: tuple[str, ...]) -> list[str]:
+    """The tokens with at least one character that is not punctuation or a symbol."""
+    return [token for token in tokens if not all(map(is_punctuation, token))]
 
 
-def count_alpha_words(words: tuple[str, ...]) -> int:
-    """Words with at least one letter (counted as all words minus the rare letterless ones)."""
-    return len(words) - len(LETTERLESS_WORD.findall(" ".join(words)))
+def distinct_stop_words(tokens: tuple[str, ...], stop_words: frozenset[str]) -> int:
+    """How many different stop words occur among the tokens (datatrove: set intersection)."""
+    return len(stop_words.intersection(tokens))
+
+
+def alpha_token_frac(tokens: tuple[str, ...]) -> float:
+    """Fraction of tokens with at least one letter (punctuation tokens count in the denominator)."""
+    return sum(any(ch.isalpha() for ch in token) for token in tokens) / len(tokens)
 
 
 def evaluate_gopher_quality(doc: Analysed, s: GopherQualitySettings, language: str) -> Verdict:
-    n_words = doc.estimated_word_count
+    tokens = doc.tokens
+    words = symbol_free(tokens)
+    n_words = doc.extrapolated(len(words))
     if n_words < s.min_words:
         return reject("gopher_quality:too_few_words", n_words, f"{n_words} words < {s.min_words} required ({language})")
     if n_words > s.max_words:
         return reject("gopher_quality:too_many_words", n_words, f"{n_words} words > {s.max_words} allowed ({language})")
-
-    words = doc.words
     if not words:  # only reachable with min_words = 0: nothing left to measure
         return KEEP
+
     mean_length = sum(map(len, words)) / len(words)
     if mean_length < s.min_mean_word_length:
         return reject(
@@ -95,12 +88,12 @@ def evaluate_gopher_quality(doc: Analysed, s: GopherQualitySettings, language: s
             f"mean word length {mean_length:.2f} > {s.max_mean_word_length} ({language})",
         )
 
-    hash_ratio = doc.text.count("#") / len(words)
+    hash_ratio = doc.text.count("#") / len(tokens)
     if hash_ratio > s.max_hash_word_ratio:
         return reject(
             "gopher_quality:hash_ratio", hash_ratio, f"{hash_ratio:.3f} '#' per word > {s.max_hash_word_ratio}"
         )
-    ellipsis_ratio = sum(doc.text.count(e) for e in ELLIPSES) / len(words)
+    ellipsis_ratio = sum(doc.text.count(e) for e in ELLIPSES) / len(tokens)
     if ellipsis_ratio > s.max_ellipsis_word_ratio:
         return reject(
             "gopher_quality:ellipsis_ratio",
@@ -108,16 +101,16 @@ def evaluate_gopher_quality(doc: Analysed, s: GopherQualitySettings, language: s
             f"{ellipsis_ratio:.3f} ellipses per word > {s.max_ellipsis_word_ratio}",
         )
 
-    lines = doc.lines
+    lines = doc.text.splitlines()  # blank lines included, as datatrove counts them
     if lines:
-        bullet_frac = sum(line.startswith(BULLETS) for line in lines) / len(lines)
+        bullet_frac = sum(line.lstrip().startswith(s.bullets) for line in lines) / len(lines)
         if bullet_frac > s.max_bullet_line_frac:
             return reject(
                 "gopher_quality:bullet_lines",
                 bullet_frac,
                 f"{bullet_frac:.0%} of lines start with a bullet > {s.max_bullet_line_frac:.0%}",
             )
-        ellipsis_line_frac = sum(line.endswith(ELLIPSES) for line in lines) / len(lines)
+        ellipsis_line_frac = sum(line.rstrip().endswith(ELLIPSES) for line in lines) / len(lines)
         if ellipsis_line_frac > s.max_ellipsis_line_frac:
             return reject(
                 "gopher_quality:ellipsis_lines",
@@ -125,7 +118,7 @@ def evaluate_gopher_quality(doc: Analysed, s: GopherQualitySettings, language: s
                 f"{ellipsis_line_frac:.0%} of lines end with an ellipsis > {s.max_ellipsis_line_frac:.0%}",
             )
 
-    alpha_frac = count_alpha_words(words) / len(words)
+    alpha_frac = alpha_token_frac(tokens)
     if alpha_frac < s.min_alpha_word_frac:
         return reject(
             "gopher_quality:alpha_words",
@@ -134,10 +127,12 @@ def evaluate_gopher_quality(doc: Analysed, s: GopherQualitySettings, language: s
         )
 
     if s.stop_words:
-        n_stop = count_stop_words(words, s.stop_words)
+        n_stop = distinct_stop_words(tokens, s.stop_words)
         if n_stop < s.min_stop_words:
             return reject(
-                "gopher_quality:stop_words", n_stop, f"{n_stop} stop words < {s.min_stop_words} required ({language})"
+                "gopher_quality:stop_words",
+                n_stop,
+                f"{n_stop} distinct stop words < {s.min_stop_words} required ({language})",
             )
     return KEEP
 

@@ -3,43 +3,55 @@
 Repetitive documents (navigation repeated per item, spam, generated boilerplate) are removed when
 any of these exceeds its threshold (the paper's defaults):
 
-- duplicate lines: 30% of lines, 20% of line characters;
-- duplicate paragraphs: 30% of paragraphs, 20% of paragraph characters;
-- the most frequent 2-, 3-, 4-gram covers 20%, 18%, 16% of word characters;
+- duplicate paragraphs: 30% of paragraphs, 20% of the text's characters;
+- duplicate lines: 30% of lines, 20% of the text's characters;
+- the most frequent 2-, 3-, 4-gram covers 20%, 18%, 16% of the text;
 - characters covered by repeated 5…10-grams: 15%, 14%, 13%, 12%, 11%, 10%.
 
-"Duplicate" counts the second and later occurrences only (the first is the original). N-grams
-are over ``alnum_words`` words, compared as written; characters are word characters, each
-counted once even where repeated n-grams overlap. A most frequent n-gram that occurs only once is
-not repetition and is ignored (matters only for very short documents).
+The statistics are datatrove's (FineWeb 2 tuned its thresholds on them), every fraction over the
+length of the whole text:
+
+- paragraphs are the stripped text split at runs of 2+ newlines, lines the text split at runs of
+  newlines, both as written (not stripped); "duplicate" counts second and later occurrences;
+- n-grams are over ``word_tokens`` (punctuation tokens included). The most frequent n-gram's
+  characters are its tokens joined by single spaces, times its count (a count of 1 counts too).
+  Repeated n-grams are found by one left-to-right scan: an n-gram seen before adds its characters
+  (tokens joined without spaces) and the scan jumps past it; a new one is remembered and the scan
+  moves one token on. (datatrove compares the joined strings, so ("ab", "c") equals ("a", "bc")
+  there; here n-grams compare token by token — a rare difference.)
+
+A fraction threshold of 1 switches its check off (a fraction never exceeds 1); FineWeb 2 switches
+off the paragraph checks and the line-character check this way (filter_params.yaml).
 """
 
 from __future__ import annotations
 
+import re
 from collections import Counter
-from dataclasses import dataclass
-from itertools import accumulate
-from typing import Iterable, Iterator
+from typing import Iterable
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from kurate.tasks.filters.base import KEEP, LanguageFilter, Verdict, reject
-from kurate.tasks.filters.text import Analysed, split_paragraphs
+from kurate.tasks.filters.text import Analysed
+
+PARAGRAPH_SPLIT = re.compile(r"\n{2,}")
+LINE_SPLIT = re.compile(r"\n+")
 
 
 class GopherRepetitionSettings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     max_dup_line_frac: float = Field(0.30, ge=0, le=1, description="most duplicate lines, as a fraction of lines")
-    max_dup_line_char_frac: float = Field(0.20, ge=0, le=1, description="most characters in duplicate lines")
+    max_dup_line_char_frac: float = Field(0.20, ge=0, le=1, description="most text characters in duplicate lines")
     max_dup_para_frac: float = Field(0.30, ge=0, le=1, description="most duplicate paragraphs")
-    max_dup_para_char_frac: float = Field(0.20, ge=0, le=1, description="most characters in duplicate paragraphs")
+    max_dup_para_char_frac: float = Field(0.20, ge=0, le=1, description="most text characters in duplicate paragraphs")
     max_top_ngram_char_frac: dict[int, float] = Field(
-        {2: 0.20, 3: 0.18, 4: 0.16}, description="n → most word characters in the most frequent n-gram"
+        {2: 0.20, 3: 0.18, 4: 0.16}, description="n → most text characters in the most frequent n-gram"
     )
     max_dup_ngram_char_frac: dict[int, float] = Field(
         {5: 0.15, 6: 0.14, 7: 0.13, 8: 0.12, 9: 0.11, 10: 0.10},
-        description="n → most word characters covered by repeated n-grams",
+        description="n → most text characters covered by repeated n-grams",
     )
 
     @field_validator("max_top_ngram_char_frac", "max_dup_ngram_char_frac")
@@ -66,110 +78,111 @@ def duplicates(items: Iterable[str]) -> tuple[int, int, int, int]:
     return n_items, n_dup, n_chars, dup_chars
 
 
-@dataclass(frozen=True)
-class RepeatedNgrams:
-    """The n-grams of one length that occur at least twice, with where they start (in text order)."""
+class RepeatedPositions:
+    """n → (start positions of n-grams that occur at least twice, in text order; the counts of the
+    n-grams starting at the previous length's positions), built lazily for n = 1, 2, ….
 
-    n: int
-    starts: list[tuple[int, tuple[str, ...]]]  # (word index, n-gram), only repeated n-grams
-    counts: Counter[tuple[str, ...]]
-
-    def top_chars(self) -> int:
-        """Word characters in all occurrences of the most frequent n-gram (0 when none repeats)."""
-        if not self.starts:
-            return 0
-        gram, count = self.counts.most_common(1)[0]
-        return count * sum(map(len, gram))
-
-    def duplicate_chars(self, prefix_chars: list[int]) -> int:
-        """Word characters covered by second and later occurrences, each character counted once.
-
-        ``prefix_chars[i]`` is the number of word characters before word i, so a span costs O(1).
-        """
-        seen: set[tuple[str, ...]] = set()
-        covered_until = 0  # words before this index are already counted
-        dup_chars = 0
-        for i, gram in self.starts:
-            if gram in seen:
-                start = max(i, covered_until)
-                dup_chars += prefix_chars[i + self.n] - prefix_chars[start]
-                covered_until = i + self.n
-            else:
-                seen.add(gram)
-        return dup_chars
-
-
-def repeated_ngrams(words: tuple[str, ...]) -> Iterator[RepeatedNgrams]:
-    """Repeated n-grams for n = 2, 3, … until none repeats.
-
-    An n-gram can only occur twice where its first n-1 words do, so each length looks only at the
-    positions that repeated at the length before: on prose the candidates shrink fast, and the
-    work for n = 2…10 is a fraction of ten full passes.
+    An n-gram can only occur twice where its first n-1 tokens do, so each length looks only at the
+    positions that repeated at the length before: on prose the candidates shrink fast, a page of
+    distinct words costs one pass, and a page rejected at n = 2 never builds n = 10. An n-gram that
+    occurs once never matches anything, so the statistics below need only these positions.
     """
-    unigram_counts = Counter(words)
-    positions = [i for i, word in enumerate(words) if unigram_counts[word] > 1]
-    n = 1
-    while positions:
-        n += 1
-        grams = [(i, words[i : i + n]) for i in positions if i + n <= len(words)]
-        counts = Counter(gram for _, gram in grams)
-        starts = [(i, gram) for i, gram in grams if counts[gram] > 1]
-        yield RepeatedNgrams(n, starts, counts)
-        positions = [i for i, _ in starts]
+
+    def __init__(self, tokens: tuple[str, ...]):
+        self.tokens = tokens
+        counts: Counter = Counter(tokens)
+        self._by_n = {1: ([i for i, token in enumerate(tokens) if counts[token] > 1], counts)}
+
+    def __getitem__(self, n: int) -> tuple[list[int], Counter]:
+        tokens = self.tokens
+        for m in range(len(self._by_n) + 1, n + 1):
+            grams = [(i, tokens[i : i + m]) for i in self._by_n[m - 1][0] if i + m <= len(tokens)]
+            counts = Counter(gram for _, gram in grams)
+            self._by_n[m] = ([i for i, gram in grams if counts[gram] > 1], counts)
+        return self._by_n[n]
+
+
+def top_ngram_chars(tokens: tuple[str, ...], n: int, repeated: RepeatedPositions | None = None) -> int:
+    """Characters of the most frequent n-gram (tokens joined by spaces) times its count; 0 without
+    n-grams. With no repeated n-gram, datatrove's Counter gives the first n-gram (count 1)."""
+    if len(tokens) < n:
+        return 0
+    positions, counts = (repeated or RepeatedPositions(tokens))[n]
+    if positions:
+        gram, count = counts.most_common(1)[0]  # ties: the first to occur, as in datatrove
+    else:
+        gram, count = tokens[:n], 1
+    return (sum(map(len, gram)) + n - 1) * count
+
+
+def duplicate_ngram_chars(tokens: tuple[str, ...], n: int, repeated: RepeatedPositions | None = None) -> int:
+    """Characters (spaces not counted) covered by repeated n-grams, by datatrove's greedy scan.
+
+    The scan visits only positions whose n-gram occurs twice or more: at any other position
+    datatrove's scan remembers an n-gram that never comes back and moves one token on.
+    """
+    positions = (repeated or RepeatedPositions(tokens))[n][0]
+    seen: set[tuple[str, ...]] = set()
+    total = 0
+    next_free = 0  # the scan has jumped past every position before this one
+    for i in positions:
+        if i < next_free:
+            continue
+        gram = tokens[i : i + n]
+        if gram in seen:
+            total += sum(map(len, gram))
+            next_free = i + n
+        else:
+            seen.add(gram)
+    return total
 
 
 def evaluate_gopher_repetition(doc: Analysed, s: GopherRepetitionSettings, language: str) -> Verdict:
-    for unit, items in (("line", doc.lines), ("para", split_paragraphs(doc.text))):
-        n_items, n_dup, n_chars, dup_chars = duplicates(items)
+    text = doc.text
+    if not text:
+        return reject("gopher_repetition:empty", 0, "empty text")
+    for unit, items in (("para", PARAGRAPH_SPLIT.split(text.strip())), ("line", LINE_SPLIT.split(text))):
+        n_items, n_dup, _, dup_chars = duplicates(items)
         max_frac = s.max_dup_line_frac if unit == "line" else s.max_dup_para_frac
         max_char_frac = s.max_dup_line_char_frac if unit == "line" else s.max_dup_para_char_frac
-        if n_items and n_dup / n_items > max_frac:
+        if n_dup / n_items > max_frac:
             return reject(
                 f"gopher_repetition:dup_{unit}_frac",
                 n_dup / n_items,
                 f"{n_dup} of {n_items} {unit}s are duplicates > {max_frac:.0%}",
             )
-        if n_chars and dup_chars / n_chars > max_char_frac:
+        if dup_chars / len(text) > max_char_frac:
             return reject(
                 f"gopher_repetition:dup_{unit}_char_frac",
-                dup_chars / n_chars,
-                f"{dup_chars / n_chars:.0%} of {unit} characters are in duplicates > {max_char_frac:.0%}",
+                dup_chars / len(text),
+                f"{dup_chars / len(text):.0%} of the text is in duplicate {unit}s > {max_char_frac:.0%}",
             )
 
-    words = doc.words
-    prefix_chars = list(accumulate(map(len, words), initial=0))
-    total_chars = prefix_chars[-1]
-    longest = max(s.max_top_ngram_char_frac.keys() | s.max_dup_ngram_char_frac.keys(), default=0)
-    if not total_chars or not longest:
-        return KEEP
-    for repeated in repeated_ngrams(words):
-        n = repeated.n
-        if n in s.max_top_ngram_char_frac:
-            frac = repeated.top_chars() / total_chars
-            if frac > s.max_top_ngram_char_frac[n]:
-                return reject(
-                    f"gopher_repetition:top_{n}gram_char_frac",
-                    frac,
-                    f"the most frequent {n}-gram covers {frac:.0%} of word characters "
-                    f"> {s.max_top_ngram_char_frac[n]:.0%}",
-                )
-        if n in s.max_dup_ngram_char_frac:
-            frac = repeated.duplicate_chars(prefix_chars) / total_chars
-            if frac > s.max_dup_ngram_char_frac[n]:
-                return reject(
-                    f"gopher_repetition:dup_{n}gram_char_frac",
-                    frac,
-                    f"repeated {n}-grams cover {frac:.0%} of word characters > {s.max_dup_ngram_char_frac[n]:.0%}",
-                )
-        if n >= longest:
-            break
+    tokens = doc.tokens
+    repeated = RepeatedPositions(tokens)
+    for n, max_frac in sorted(s.max_top_ngram_char_frac.items()):
+        frac = top_ngram_chars(tokens, n, repeated) / len(text)
+        if frac > max_frac:
+            return reject(
+                f"gopher_repetition:top_{n}gram_char_frac",
+                frac,
+                f"the most frequent {n}-gram covers {frac:.0%} of the text > {max_frac:.0%}",
+            )
+    for n, max_frac in sorted(s.max_dup_ngram_char_frac.items()):
+        frac = duplicate_ngram_chars(tokens, n, repeated) / len(text)
+        if frac > max_frac:
+            return reject(
+                f"gopher_repetition:dup_{n}gram_char_frac",
+                frac,
+                f"repeated {n}-grams cover {frac:.0%} of the text > {max_frac:.0%}",
+            )
     return KEEP
 
 
 class GopherRepetitionFilter(LanguageFilter[GopherRepetitionSettings]):
     name = "gopher_repetition"
     settings_type = GopherRepetitionSettings
-    statistics = ("dup_line_frac", "dup_line_char_frac", "dup_para_frac", "dup_para_char_frac")
+    statistics = ("empty", "dup_para_frac", "dup_para_char_frac", "dup_line_frac", "dup_line_char_frac")
 
     def statistics_for(self, settings: GopherRepetitionSettings) -> Iterable[str]:
         """The fixed statistics plus one per configured n-gram length."""

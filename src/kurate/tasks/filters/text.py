@@ -1,6 +1,19 @@
-"""How the filters see a document: words, lines, paragraphs — one definition shared by every filter.
+"""How the filters see a document: tokens, words, lines — one definition shared by every filter.
 
-Words are runs of Unicode letters, digits and combining marks, joined across an inner apostrophe or
+Two word splits, because the thresholds were tuned on two different ones:
+
+- ``word_tokens`` (what the filters use): the words datatrove's word tokenizers give for spaced
+  scripts (spaCy's blank tokenizer for German, English, French), which FineWeb and FineWeb 2 tuned
+  their thresholds on: whitespace-separated chunks with leading and trailing punctuation and
+  symbols split off as tokens of their own ("Welt!" → "Welt", "!"; "(gut)." → "(", "gut", ")",
+  "."; a run of dots stays one token, "..."), inner punctuation kept ("z.B.", "E-Mail-Adresse",
+  "3,5", "14:30"), and French-style elisions split after the apostrophe ("l'homme" → "l'",
+  "homme"), with a few of spaCy's per-language rules (German keeps inner hyphens and a number's
+  period, "3. Mai"; abbreviations keep their period, "usw.", "z."; "/" splits "GNU/Linux"; a
+  URL stays whole). Punctuation tokens count as words, as they did when the thresholds were tuned
+  (docs/ARCHITECTURE.md, "heuristic filters"). An approximation of spaCy's rules, not a copy:
+  bench/filters_vs_datatrove.py measures per-document agreement with datatrove itself.
+- ``alnum_words``: runs of Unicode letters, digits and combining marks, joined across an inner apostrophe or
 hyphen ("l'homme", "E-Mail-Adresse") and across a separator between digits ("3,5", "14:30",
 "1.000.000"). A German compound is therefore one word, as it is on the page. Scripts written without
 spaces (Han, kana, Thai, Lao, Khmer, Myanmar) have no word boundaries a regex can find, so each of
@@ -51,15 +64,6 @@ SPACELESS_RANGES: tuple[tuple[int, int], ...] = (
 WORD_JOINERS = "'’\\-\u2010\u2011"
 # Characters that join two digit runs into one number ("3,5", "14:30", "1.000.000", "1/2").
 NUMBER_JOINERS = ".,:/"
-
-# Marks that end a line as a sentence: Latin, quotes that close a quoted sentence, CJK, Arabic,
-# Urdu, Devanagari danda, Khmer and Myanmar full stops. Shared by the C4 and FineWeb filters.
-SENTENCE_END_MARKS = ".!?…。！？؟۔।॥។။"
-TERMINAL_PUNCTUATION: tuple[str, ...] = (*SENTENCE_END_MARKS, '"', "'", "»", "«", "“", "”", "’")
-
-# A sentence ends at a run of end marks followed by whitespace, a closing quote/bracket or the end
-# ("z. B." over-counts, "3.5" does not count); CJK full-width marks end a sentence wherever they are.
-SENTENCE_END = re.compile(rf"[。！？]+|[{re.escape(SENTENCE_END_MARKS)}]+(?=[\s\"'»«“”’)\]]|$)")
 
 PARAGRAPH_BREAK = re.compile(r"\n[ \t\r\f\v]*\n")
 
@@ -147,8 +151,111 @@ def split_paragraphs(text: str) -> list[str]:
     return [p for p in (raw.strip() for raw in PARAGRAPH_BREAK.split(text)) if p]
 
 
-def ends_with_terminal_punctuation(line: str) -> bool:
-    return line.endswith(TERMINAL_PUNCTUATION)
+# Elided articles and pronouns that spaCy's French tokenizer splits off ("l'", "d'", "qu'").
+ELISION = re.compile(r"^(?:[cdjlmnstCDJLMNST]|[Qq]u)['’](?=\w)")
+ELIDING_LANGUAGES = frozenset({"fr", "it", "ca"})
+# Languages whose tokenizer keeps a word's inner hyphens ("E-Mail-Adresse"); elsewhere a hyphen
+# between two letters is a token of its own ("well", "-", "known"), as in spaCy's default rules.
+HYPHEN_KEEPING_LANGUAGES = frozenset({"de"})
+# Languages where a number keeps its period ("3. Mai", "im Jahr 2021.").
+NUMBER_PERIOD_LANGUAGES = frozenset({"de"})
+# Common abbreviations that keep their period (a single letter always does: "z.", "B.", "M.").
+ABBREVIATIONS = frozenset(
+    "usw bzw ca vgl ggf evtl inkl bzgl Nr Dr Prof Hr Fr Str Mio Mrd Jh Abb Bsp Tel Jan Feb Apr Aug Sep Sept "
+    "Okt Nov Dez Mr Mrs Ms St Jr Sr vs Inc Ltd Co Mme Mlle Mgr etc".split()
+)
+URL_START = re.compile(r"^(?:[a-z][a-z0-9+.-]*://|www\.)", re.IGNORECASE)
+# A "/" or "=" between two characters splits a chunk ("GNU/Linux", "/etc/apt" → "/etc", "/", "apt").
+INFIX_SLASH = re.compile(r"(?<=[^\s/~-])(/)(?=[^\s/-])")
+# Characters spaCy does not split off the start ("/etc", "~/.ssh", "^A", "-Adresse") or the end
+# ("username@") of a chunk.
+KEPT_PREFIXES = frozenset("/-~^\\@_|")
+KEPT_SUFFIXES = frozenset("@_")
+INFIX_EQUALS = re.compile(r"(?<=[^\W\d_])(=)(?=[^\W\d_])")
+INFIX_HYPHEN = re.compile(r"(?<=[^\W\d_])(-)(?=[^\W\d_])|(?<=\d)(-)(?=\d)")  # "well-known", "2014-02-11"
+INFIX_DIGIT_HYPHEN = re.compile(r"(?<=\d)(-)(?=\d)")  # split in every language
+
+
+@lru_cache(maxsize=4096)
+def is_punctuation(char: str) -> bool:
+    """Punctuation or symbol (Unicode categories P* and S*): split off a token's ends, and a token
+    made only of these is a "symbol word" (datatrove's PUNCTUATION_SET, by Unicode category)."""
+    return unicodedata.category(char)[0] in "PS"
+
+
+def _keeps_period(core: str, language: str) -> bool:
+    """Whether a final single "." belongs to the word before it (abbreviation, ordinal)."""
+    if "." in core or core in ABBREVIATIONS or (len(core) == 1 and core.isalpha()):
+        return True  # "z.B.", "U.S.", "usw.", "z."
+    return language in NUMBER_PERIOD_LANGUAGES and core.isdigit()
+
+
+def _split_chunk(chunk: str, language: str, out: list[str]) -> None:
+    """Append the tokens of one whitespace-free chunk: prefix punctuation, core, suffix punctuation."""
+    start, end = 0, len(chunk)
+    while start < end and is_punctuation(chunk[start]) and chunk[start] not in KEPT_PREFIXES:
+        stop = start + 1
+        if chunk[start] == ".":
+            while stop < end and chunk[stop] == ".":
+                stop += 1
+        out.append(chunk[start:stop])
+        start = stop
+    suffix: list[str] = []
+    while end > start and is_punctuation(chunk[end - 1]) and chunk[end - 1] not in KEPT_SUFFIXES:
+        first = end - 1
+        if chunk[first] == "-" and first > start and chunk[first - 1].isalpha():
+            break  # "Apfel-" in "Apfel- und Birnbäume" keeps its hyphen
+        if chunk[first] == ".":
+            while first > start and chunk[first - 1] == ".":
+                first -= 1
+            if end - first == 1 and _keeps_period(chunk[start:first], language):
+                break
+        suffix.append(chunk[first:end])
+        end = first
+    if start < end:
+        core = chunk[start:end]
+        elided = ELISION.match(core) if language in ELIDING_LANGUAGES else None
+        if elided:
+            out.append(core[: elided.end()])
+            core = core[elided.end() :]
+        if URL_START.match(core):
+            out.append(core)
+        else:
+            parts = INFIX_SLASH.split(core) if "/" in core else [core]
+            for part in parts:
+                if "=" in part:
+                    out.extend(p for p in INFIX_EQUALS.split(part) if p)
+                elif "-" in part:
+                    infix = INFIX_DIGIT_HYPHEN if language in HYPHEN_KEEPING_LANGUAGES else INFIX_HYPHEN
+                    out.extend(p for p in infix.split(part) if p)
+                elif part:
+                    out.append(part)
+    out.extend(reversed(suffix))
+
+
+def word_tokens(text: str, language: str = "") -> list[str]:
+    """The tokens of a text as datatrove's word tokenizer for ``language`` gives them, punctuation
+    included (see the module docstring); never raises, O(len(text)).
+
+    In scripts written without spaces, each character is a token (as in ``alnum_words``), and each
+    punctuation character between them too, in text order.
+    """
+    patterns = word_patterns()
+    if patterns.spaceless_char.search(text):
+        return spaceless_token_pattern().findall(text)
+    out: list[str] = []
+    for chunk in text.split():
+        if chunk.isalnum():  # most chunks of prose: nothing to split, decided in C
+            out.append(chunk)
+        else:
+            _split_chunk(chunk, language, out)
+    return out
+
+
+@lru_cache(maxsize=1)
+def spaceless_token_pattern() -> re.Pattern[str]:
+    """A word of ``alnum_words``' mixed pattern, or any other single non-space character."""
+    return re.compile(rf"{word_patterns().mixed.pattern}|[^\s]")
 
 
 @dataclass(frozen=True)
@@ -157,8 +264,9 @@ class Analysed:
 
     text: str  # the first ANALYSED_CHARS characters
     full_length: int  # length of the whole document in characters
-    words: tuple[str, ...]
-    lines: tuple[str, ...]
+    words: tuple[str, ...]  # alnum_words: letter/digit runs only
+    lines: tuple[str, ...]  # non-blank lines, stripped
+    tokens: tuple[str, ...]  # word_tokens: datatrove's words, punctuation included
 
     @property
     def truncated(self) -> bool:
@@ -167,16 +275,25 @@ class Analysed:
     @property
     def estimated_word_count(self) -> int:
         """Words in the whole document, extrapolated linearly when only its beginning was analysed."""
+        return self.extrapolated(len(self.words))
+
+    def extrapolated(self, count: int) -> int:
+        """A count over the analysed beginning, scaled to the whole document."""
         if not self.truncated or not self.text:
-            return len(self.words)
-        return round(len(self.words) * self.full_length / len(self.text))
+            return count
+        return round(count * self.full_length / len(self.text))
 
 
 @lru_cache(maxsize=4)  # small: a key keeps its (possibly 10 MB) text alive
-def analyse(text: str) -> Analysed:
+def analyse(text: str, language: str = "") -> Analysed:
     """Split a document once; cached because every filter in a chain asks for the same document
-    (the key is cheap: a str caches its hash, and the same object compares by identity)."""
+    (the key is cheap: a str caches its hash, and the same object compares by identity).
+    ``language`` (normalised, "de") picks the tokenizer rules of ``word_tokens``."""
     head = text[:ANALYSED_CHARS]
     return Analysed(
-        text=head, full_length=len(text), words=tuple(alnum_words(head)), lines=tuple(split_lines(head))
+        text=head,
+        full_length=len(text),
+        words=tuple(alnum_words(head)),
+        lines=tuple(split_lines(head)),
+        tokens=tuple(word_tokens(head, language)),
     )

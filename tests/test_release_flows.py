@@ -1,0 +1,104 @@
+"""Releases in Prefect (real test server): publishing a release triggers the served train deployment,
+the pipeline chains its stages (release → train), and the CLI's release, export and query --format jsonl."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import pytest
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterId, FlowRunFilter, FlowRunFilterId
+from typer.testing import CliRunner
+
+from kurate.flows.cli import app
+from kurate.flows.config import load_config
+from test_release import scored_root
+
+runner = CliRunner()
+TINY = {"max_steps": 4, "checkpoint_every": 2, "log_every": 0, "batch_size": 2, "seq_len": 16,
+        "model_options": {"vocab_size": 300, "d_model": 32, "n_layer": 1, "n_head": 2}}
+
+
+def _config(root: str, stages: list[str]):
+    return load_config(None, [], {"root": root, "stages": stages, "ray": {"executor": "local"},
+                                  "train": {"model": "bpe", "overrides": TINY, "data": {"release": "default"}}})
+
+
+def test_publishing_a_release_starts_a_train_run(prefect_server, tmp_path):
+    from kurate.flows.deployments import build_deployments
+    from kurate.flows.release import release
+
+    root = scored_root(tmp_path / "root")
+    config = _config(root, ["release", "train"])
+    (train,) = [d for d in build_deployments(config) if d.name == "served-train"]
+    deployment_id = train.apply()
+    with get_client(sync_client=True) as client:
+        automations = client.read_automations_by_name(train.triggers[0].name)
+        assert automations and automations[0].trigger.expect == {"kurate.release.published"}
+    time.sleep(2)  # the server's trigger service loads new automations every second or so
+
+    published = release(config)
+    assert published["created"] and published["version"] == 1
+    runs = []
+    deadline = time.time() + 90
+    with get_client(sync_client=True) as client:
+        while not runs and time.time() < deadline:
+            time.sleep(1)
+            runs = client.read_flow_runs(deployment_filter=DeploymentFilter(id=DeploymentFilterId(any_=[deployment_id])))
+    assert len(runs) == 1, "publishing the release made no train flow run"
+    assert runs[0].parameters["config"]["train"]["data"] == {"release": "default", "version": "latest"}
+    assert runs[0].parameters["config"]["root"] == root
+
+    # the same config and inputs: no new version, no event, no second run
+    assert release(config)["created"] is False
+    time.sleep(5)
+    with get_client(sync_client=True) as client:
+        assert len(client.read_flow_runs(deployment_filter=DeploymentFilter(id=DeploymentFilterId(any_=[deployment_id])))) == 1
+
+
+@pytest.mark.e2e
+def test_the_pipeline_chains_release_then_train(prefect_server, tmp_path, one_torch_thread):
+    from kurate.flows.pipeline import pipeline
+    from kurate.storage.catalog import Catalog
+
+    root = scored_root(tmp_path / "root")
+    state = pipeline(_config(root, ["release", "train"]), return_state=True)
+    results = state.result()
+    assert results["release"]["version"] == 1 and results["train"]["release"] == "default"
+    with get_client(sync_client=True) as client:
+        tasks = client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[state.state_details.flow_run_id])))
+    by_name = {t.name.rsplit("-", 1)[0]: t for t in tasks}  # the sub-flow runs' tracking task runs
+    waits = [i.id for i in by_name["train-stage"].task_inputs.get("wait_for", [])]
+    assert waits == [by_name["release"].id]  # train waits on release: the UI draws release → train
+    assert "wait_for" not in by_name["release"].task_inputs
+    assert Catalog(root).query("select count(*) n from trained_on t where t.id not in (select id from release_documents)"
+                               ).to_pylist() == [{"n": 0}]
+
+
+def test_cli_release_export_and_jsonl_query(prefect_server, tmp_path):
+    root = scored_root(tmp_path / "root")
+    done = runner.invoke(app, ["release", "--root", root, "--set", "ray.executor=local"])
+    assert done.exit_code == 0, done.output
+    assert "default@v1 (new version): 26 documents" in done.output
+    again = runner.invoke(app, ["release", "--root", root])
+    assert "default@v1 (unchanged)" in again.output
+    other = runner.invoke(app, ["release", "--root", root, "--name", "german", "--set", "release.sources=[{dataset: curated, languages: [de]}]"])
+    assert "german@v1 (new version): 20 documents" in other.output, other.output
+
+    out = tmp_path / "export"
+    exported = runner.invoke(app, ["export", "--release", "default@v1", "--root", root, "--format", "jsonl", "--to", str(out)])
+    assert exported.exit_code == 0, exported.output
+    lines = [json.loads(line) for f in sorted((out / "data").glob("*.jsonl")) for line in f.read_text().splitlines()]
+    assert len(lines) == 26 and {"id", "text", "language", "source"} <= set(lines[0])
+    assert (out / "README.md").read_text().startswith("---\n")
+    parquet = runner.invoke(app, ["export", "--release", "default", "--root", root, "--to", f"file://{tmp_path / 'pq'}"])
+    assert parquet.exit_code == 0 and sorted(p.name for p in (tmp_path / "pq" / "data").iterdir()) == sorted(
+        p.name for p in (Path(root) / "releases/default/v1/data").iterdir())
+    missing = runner.invoke(app, ["export", "--release", "default@v9", "--root", root, "--to", str(tmp_path / "x")])
+    assert missing.exit_code == 1 and "has no version 9" in missing.output
+
+    rows = runner.invoke(app, ["query", "select name, version, documents from releases order by name", "--root", root, "-f", "jsonl"])
+    assert [json.loads(line) for line in rows.output.splitlines()] == [
+        {"name": "default", "version": 1, "documents": 26}, {"name": "german", "version": 1, "documents": 20}]
