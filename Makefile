@@ -52,7 +52,7 @@ demo: setup $(DEMO_WARC)
 	  "select id, method, replay, kept_units, doc_units, stored_bytes, len(spans) as spans from coretokens order by rank"
 
 test: setup
-	$(BIN)/python -m pytest -q -ra
+	$(BIN)/python -m pytest -q -ra --durations=25
 
 test-fast: setup
 	$(BIN)/python -m pytest -q -ra -m "not e2e"

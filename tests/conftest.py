@@ -54,7 +54,10 @@ def ray_local():
 
     import ray
 
+    from kurate.flows.runner import private_ray_token
+
     temp_dir = tempfile.mkdtemp(prefix="kloc", dir="/tmp")  # Ray's socket paths must stay under 107 bytes
+    private_ray_token(temp_dir)  # as a run's private Ray: a token of its own, never one written into ~/.ray
     ray.init(address="local", num_cpus=2, include_dashboard=False, logging_level="WARNING", _temp_dir=temp_dir)
     yield ray
     ray.shutdown()
@@ -81,7 +84,9 @@ def ray_head(tmp_path):
                                                 "--runtime-env-agent-port", "--node-manager-port", "--object-manager-port")
                                for arg in (flag, str(free_port()))]],
                             # a log file, not a pipe: nobody reads a pipe while the test runs, and a full one blocks the head
-                            env=env, stdout=subprocess.DEVNULL, stderr=open(Path(short_tmp) / "head.log", "w"))
+                            env=env, stdout=subprocess.DEVNULL, stderr=open(Path(short_tmp) / "head.log", "w"),
+                            # its own session: the GCS, raylet, dashboard and workers are stopped by session id
+                            stdin=subprocess.DEVNULL, start_new_session=True)
     address = f"http://127.0.0.1:{dashboard}"
     deadline = time.time() + 120
     import httpx
@@ -93,7 +98,7 @@ def ray_head(tmp_path):
         except httpx.HTTPError:
             pass
         if proc.poll() is not None or time.time() > deadline:
-            proc.kill()
+            stop_session(proc.pid, grace=5)
             raise RuntimeError(f"ray head did not start: {(Path(short_tmp) / 'head.log').read_text()[-2000:]}")
         time.sleep(1)
     old = os.environ.get("RAY_AUTH_MODE")
@@ -103,11 +108,7 @@ def ray_head(tmp_path):
         os.environ.pop("RAY_AUTH_MODE", None)
     else:
         os.environ["RAY_AUTH_MODE"] = old
-    proc.terminate()
-    try:
-        proc.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        proc.kill()
+    stop_session(proc.pid)  # never `ray stop`: it would stop every Ray on the machine
     shutil.rmtree(short_tmp, ignore_errors=True)
 
 

@@ -17,8 +17,10 @@ import psutil
 import pytest
 
 from conftest import free_port, stop_session
+from kurate.annotators.embedder import EmbedderConfig
+from kurate.annotators.synthesis.config import EMBEDDED_GENERATOR_MODEL
 from kurate.errors import KurateError
-from kurate.flows.config import PipelineConfig, RayConfig, load_config
+from kurate.flows.config import PipelineConfig, load_config
 from kurate.storage.catalog import Catalog
 
 KURATE = str(Path(sys.executable).with_name("kurate"))
@@ -56,7 +58,12 @@ def work(tmp_path_factory, demo_warc):
 NO_TIMEOUT = ("--set", "curate.ingest.extract_timeout_s=600")
 
 
-def _curate(work: Path, root: str, env: dict, *extra: str, timeout: float = 900) -> subprocess.CompletedProcess:
+# Every wait below is bounded, and the bounds of a test add up to less than its pytest timeout (the module
+# fixtures — the cluster and the single-process reference — count against the first test that uses them).
+RUN_TIMEOUT = 300
+
+
+def _curate(work: Path, root: str, env: dict, *extra: str, timeout: float = RUN_TIMEOUT) -> subprocess.CompletedProcess:
     return subprocess.run([KURATE, "--quiet", "curate", "-i", "../inputs/*.warc.gz", "-r", root, *NO_TIMEOUT, *extra],
                           cwd=work / "client", env=env, capture_output=True, text=True, timeout=timeout)
 
@@ -71,13 +78,31 @@ def single_process(work, prefect_server):
 
 def test_paths_are_absolute_after_load(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    config = load_config(given={"root": "runs/r", "curate": {"inputs": ["data/*.warc.gz", "s3://cc/x.warc.gz"],
-                                                               "dedup": {"reference_roots": ["../old"]}},
-                                "train": {"checkpoint_dir": "~/ckpt"}})
+    (tmp_path / "models" / "judge").mkdir(parents=True)
+    (tmp_path / "models" / "tok").mkdir()
+    config = load_config(given={
+        "root": "runs/r", "curate": {"inputs": ["data/*.warc.gz", "s3://cc/x.warc.gz"], "dedup": {"reference_roots": ["../old"]}},
+        "train": {"checkpoint_dir": "~/ckpt"},
+        "annotate": {"judges": [
+            {"name": "local", "model": "models/judge", "prompt": "prompts/judge.yaml", "tokenizer": "./models/tok"},
+            {"name": "hub", "model": "HuggingFaceTB/SmolLM2-360M-Instruct", "prompt": "fineweb_edu", "tokenizer": "org/tok"}]},
+        "synthesize": {"prompts": {"wikipedia": "prompts/wiki.yml"}, "gates": {"filter_params": "params.yaml"},
+                       "generator": {"model": "models/judge"}},
+        "jql": {"embedder": {"model": "./models/judge"}}})
     assert config.root == str(tmp_path / "runs" / "r")
     assert config.curate.inputs == [str(tmp_path / "data" / "*.warc.gz"), "s3://cc/x.warc.gz"]
     assert config.curate.dedup.reference_roots == [str(tmp_path.parent / "old")]
     assert config.train.checkpoint_dir == os.path.expanduser("~/ckpt")
+    # a YAML file or an existing local path is resolved; an HF id, a built-in name or embedded: model is not
+    local, hub = config.annotate.judges
+    assert (local.model, local.prompt, local.tokenizer) == (
+        str(tmp_path / "models" / "judge"), str(tmp_path / "prompts" / "judge.yaml"), str(tmp_path / "models" / "tok"))
+    assert (hub.model, hub.prompt, hub.tokenizer) == ("HuggingFaceTB/SmolLM2-360M-Instruct", "fineweb_edu", "org/tok")
+    assert config.synthesize.prompts == {"wikipedia": str(tmp_path / "prompts" / "wiki.yml")}
+    assert config.synthesize.gates.filter_params == str(tmp_path / "params.yaml")
+    assert config.synthesize.generator.model == config.jql.embedder.model == str(tmp_path / "models" / "judge")
+    defaults = PipelineConfig(root="memory://x")
+    assert (defaults.jql.embedder.model, defaults.synthesize.generator.model) == (EmbedderConfig().model, EMBEDDED_GENERATOR_MODEL)
     assert PipelineConfig(root="memory://x").root == "memory://x"
     # resolved once: a config sent as JSON to a worker or a Ray Job keeps the driver's paths
     monkeypatch.chdir("/")
@@ -96,10 +121,35 @@ def test_workers_get_the_drivers_settings(monkeypatch):
 
 
 def test_a_dashboard_address_is_not_a_cluster_address():
-    from kurate.flows.runner import ensure_ray
+    from kurate.flows.runner import _connect
 
+    # _connect, not ensure_ray: in a test session another test's Ray may already be initialized in this process
     with pytest.raises(KurateError, match="dashboard .* not a cluster address"):
-        ensure_ray(RayConfig(address="http://127.0.0.1:8265"))
+        _connect("http://127.0.0.1:8265", {})
+
+
+PRIVATE_RAY_PROBE = """
+import os, ray
+from kurate.flows.config import RayConfig
+from kurate.flows.runner import _gcs_wants_token, ensure_ray
+ensure_ray(RayConfig(num_cpus=1))
+token_path = ray.get(ray.remote(lambda: os.environ.get("RAY_AUTH_TOKEN_PATH")).remote())
+print(token_path, _gcs_wants_token(ray.get_runtime_context().gcs_address))
+"""
+
+
+def test_private_ray_has_a_token_of_its_own_and_leaves_home_alone(tmp_path):
+    """Ray 2.60 turns token auth on for a new local cluster and, without a token, writes ~/.ray/auth_token:
+    the private Ray keeps token auth with a token in its own temp dir, removed with it."""
+    home = tmp_path / "home"
+    home.mkdir()
+    run = subprocess.run([sys.executable, "-c", PRIVATE_RAY_PROBE], env=_env(HOME=str(home), RAY_USAGE_STATS_ENABLED="0"),
+                         capture_output=True, text=True, timeout=RUN_TIMEOUT)
+    assert run.returncode == 0, run.stderr[-3000:]
+    token_path, wants_token = run.stdout.split()
+    assert token_path.startswith("/tmp/kurate-ray-") and wants_token == "True"  # workers share it; no token, no entry
+    assert not os.path.exists(token_path)  # removed with the private Ray's temp dir at exit
+    assert list(home.iterdir()) == []
 
 
 def _call_tasks(cluster) -> list:
@@ -110,6 +160,7 @@ def _call_tasks(cluster) -> list:
 
 
 @pytest.mark.e2e
+@pytest.mark.timeout(2100)  # the fixtures (3 nodes, ≤ 180 s each, a worker started up to 3 times; one run) + a run
 def test_curate_spreads_over_both_workers_and_matches_one_process(ray_cluster, work, single_process, prefect_server):
     assert ray_cluster.alive("worker1") and ray_cluster.alive("worker2")
     run = _curate(work, "runs/multi", _env(RAY_ADDRESS=ray_cluster.address, RAY_AUTH_MODE="disabled", PREFECT_API_URL=prefect_server))
@@ -126,18 +177,25 @@ def test_curate_spreads_over_both_workers_and_matches_one_process(ray_cluster, w
 
 
 @pytest.mark.e2e
+@pytest.mark.timeout(2700)  # the fixtures (when this test runs alone) + a wait, the killed run and a re-run
 def test_worker_node_killed_mid_run_then_rerun_matches(ray_cluster, work, single_process, prefect_server):
+    from ray.util.state import list_nodes
+
     env = _env(RAY_ADDRESS=ray_cluster.address, RAY_AUTH_MODE="disabled", PREFECT_API_URL=prefect_server)
+    worker2 = {n.node_id for n in list_nodes(address=ray_cluster.dashboard) if n.state == "ALIVE" and "worker2" in n.resources_total}
+    assert len(worker2) == 1, worker2
     seen_before = {t.task_id for t in _call_tasks(ray_cluster)}
     proc = subprocess.Popen([KURATE, "--quiet", "curate", "-i", "../inputs/*.warc.gz", "-r", "runs/killed", *NO_TIMEOUT],
                             cwd=work / "client", env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        deadline = time.time() + 600
-        while not any(t.state == "RUNNING" and t.task_id not in seen_before for t in _call_tasks(ray_cluster)):
-            assert proc.poll() is None and time.time() < deadline, "the run ended before a shard task ran"
-            time.sleep(0.5)
+        # the kill must hit a shard task while it runs on worker2, or the retry path would never be taken
+        deadline = time.time() + RUN_TIMEOUT
+        while not any(t.state == "RUNNING" and t.task_id not in seen_before and t.node_id in worker2
+                      for t in _call_tasks(ray_cluster)):
+            assert proc.poll() is None and time.time() < deadline, "the run ended before a shard task ran on worker2"
+            time.sleep(0.2)
         ray_cluster.raylet("worker2").kill()  # SIGKILL: the node and its workers are lost mid-run
-        out, err = proc.communicate(timeout=900)
+        out, err = proc.communicate(timeout=RUN_TIMEOUT)
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -170,13 +228,20 @@ def test_driver_sigkill_leaves_no_prefect_server_ray_or_workers(work, tmp_path):
     proc = subprocess.Popen([KURATE, "--quiet", "curate", "-i", "../inputs/*.warc.gz", "-r", str(tmp_path / "root")],
                             cwd=work / "client", env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             start_new_session=True)
+    seen: dict[int, psutil.Process] = {}  # every descendant seen while the driver lived: cleaned up on failure too
+
+    def descendants() -> list[psutil.Process]:
+        found = [p for p in _descendants(proc.pid) if _alive(p)]
+        seen.update((p.pid, p) for p in found)
+        return found
+
     try:
-        deadline = time.time() + 600
+        deadline = time.time() + RUN_TIMEOUT
         # wait until the private Ray runs a shard task (ray::_call) beside the Prefect server
-        while not any("_call" in " ".join(_cmdline(p)) for p in _descendants(proc.pid)):
+        while not any("_call" in " ".join(_cmdline(p)) for p in descendants()):
             assert proc.poll() is None and time.time() < deadline, "the run ended before a shard task ran"
             time.sleep(0.5)
-        started = [p for p in _descendants(proc.pid) if _alive(p)]
+        started = descendants()
         names = " ".join(" ".join(_cmdline(p)) + " " + _name(p) for p in started)
         assert "raylet" in names and "gcs_server" in names  # a private Ray: every Ray process is the driver's own
         assert "prefect" in names or "uvicorn" in names  # the temporary Prefect server
@@ -192,10 +257,13 @@ def test_driver_sigkill_leaves_no_prefect_server_ray_or_workers(work, tmp_path):
         assert not left, left
         assert not any(os.path.exists(d) for d in roots), roots  # the private Ray's temp dir is removed too
     finally:
-        for p in _descendants(proc.pid):
-            p.kill()
         if proc.poll() is None:
             proc.kill()
+        for p in seen.values():  # psutil refuses a PID that was reused meanwhile
+            try:
+                p.kill()
+            except psutil.Error:
+                pass
 
 
 def _cmdline(proc: psutil.Process) -> list[str]:
@@ -235,7 +303,7 @@ def test_token_auth_cluster_refused_with_one_line(work, tmp_path, prefect_server
             assert head.poll() is None and time.time() < deadline, "the token-auth head did not start"
             time.sleep(1)
         run = _curate(work, str(tmp_path / "root"), _env(RAY_AUTH_MODE="disabled", PREFECT_API_URL=prefect_server),
-                      "--set", f"ray.address=127.0.0.1:{port}", timeout=600)
+                      "--set", f"ray.address=127.0.0.1:{port}")
         assert run.returncode == 1, run.stdout[-2000:] + run.stderr[-2000:]
         last = run.stderr.strip().splitlines()[-1]
         assert "uses token authentication" in last and "RAY_AUTH_MODE=token" in last and "Traceback" not in run.stderr

@@ -129,7 +129,9 @@ def test_deployments_for_serve(prefect_server):
     # a published release of the demo root starts the train deployment (tests/test_release_flows.py runs it)
     (trigger,) = deployments[7].triggers
     assert trigger.expect == {"kurate.release.published"} and trigger.match["prefect.resource.id"] == ["kurate.release.default"]
-    assert trigger.parameters["config"]["train"]["data"] == {"release": "default", "version": "latest"}
+    # each published version trains its own run, on that version (deployments.py: release_trigger)
+    assert trigger.parameters["config"]["train"]["data"] == {"release": "default", "version": "{{ event.payload.version }}"}
+    assert trigger.parameters["config"]["train"]["name"] == "demo-v{{ event.payload.version }}"
     # README's list of them: tests/test_infra.py
     assert deployments[0].schedules[0].schedule.cron == "0 3 * * *"
     assert deployments[1].parameters["config"]["root"] == os.path.abspath("runs/demo")  # load_config resolves local roots

@@ -171,3 +171,85 @@ def test_release_ref_parsing():
     assert TrainData.parse("default") == TrainData(release="default", version="latest")
     assert TrainData.parse("default@v3") == TrainData(release="default", version=3)
     assert json.loads(TrainData.parse("x@2").model_dump_json()) == {"release": "x", "version": 2}
+
+
+def test_a_release_that_keeps_nothing_names_its_sources(tmp_path):
+    from kurate.errors import PreconditionError
+
+    root = scored_root(tmp_path / "root")
+    config = ReleaseConfig(name="none", sources=[ReleaseSource(dataset="curated", languages=["xx"]),
+                                                 ReleaseSource(dataset="synthetic", prompt_types=["poem"])])
+    with pytest.raises(PreconditionError, match=r"release 'none' would hold no documents") as failed:
+        build_release(root, config)
+    assert 'curated {"languages": ["xx"]}: 0 selected' in failed.value.message
+    assert 'synthetic {"prompt_types": ["poem"]}: 0 selected' in failed.value.message
+    assert not (Path(root) / "releases" / "none").exists() and ShardStore(root).manifests("release") == []
+
+
+def test_concurrent_builds_never_share_a_version(tmp_path):
+    import threading
+
+    from kurate.storage.shards import RootLocked, RunLock
+
+    root = scored_root(tmp_path / "root")
+    # a build that finds the release's lock held waits for it, then fails with one line naming the holder
+    with RunLock(ShardStore(root), "release-default"):
+        with pytest.raises(RootLocked, match="being written by another `release-default` run"):
+            build_release(root, ReleaseConfig(), lock_wait_s=0)
+    # two builds with different content at once: one takes v1, the other waits and takes v2
+    results, errors = [], []
+
+    def build(seed: int) -> None:
+        try:
+            results.append(build_release(root, ReleaseConfig(seed=seed)))
+        except Exception as exc:  # noqa: BLE001 - reported by the assertion below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=build, args=(seed,)) for seed in (1, 2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert sorted(r.version for r in results) == [1, 2] and all(r.created for r in results)
+    assert Catalog(root).query("select version, count(*) n from release_documents group by 1 order by 1").to_pylist() == [
+        {"version": 1, "n": 26}, {"version": 2, "n": 26}]
+    for result in results:  # each version folder holds its own build's files
+        recorded = json.loads((Path(root) / result.path / "release.json").read_text())
+        assert recorded["config"]["seed"] == result.counts["config"]["seed"] and recorded["version"] == result.version
+
+
+def test_export_refuses_a_non_empty_target(tmp_path):
+    from kurate.errors import PreconditionError
+    from kurate.release.export import export_release
+
+    root = scored_root(tmp_path / "root")
+    build_release(root, ReleaseConfig())
+    out = tmp_path / "out"
+    done = export_release(root, "default", "latest", str(out), "parquet")
+    assert done["documents"] == 26 and sorted(done["files"])[:2] == ["README.md", "data/train-00000-of-00001.parquet"]
+    with pytest.raises(PreconditionError, match=f"export target {out} is not empty"):
+        export_release(root, "default", 1, str(out), "jsonl")
+    assert not list((out / "data").glob("*.jsonl"))  # nothing was written beside the first export
+
+
+def test_export_to_s3_resolves_credential_references(tmp_path, s3_server, monkeypatch):
+    import fsspec
+
+    from kurate.release.export import export_release
+
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"):
+        monkeypatch.delenv(name, raising=False)  # only the referenced credentials can work
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("KURATE_TEST_EXPORT_KEY", s3_server["s3"]["key"])
+    monkeypatch.setenv("KURATE_TEST_EXPORT_SECRET", s3_server["s3"]["secret"])
+    options = {"s3": {**s3_server["s3"], "key": {"env": "KURATE_TEST_EXPORT_KEY"}, "secret": {"env": "KURATE_TEST_EXPORT_SECRET"}}}
+    root = scored_root(tmp_path / "root")
+    build_release(root, ReleaseConfig())
+    done = export_release(root, "default", "latest", "s3://kurate/exports/default", "jsonl", options)
+    assert done["documents"] == 26
+    fs = fsspec.filesystem("s3", **s3_server["s3"])
+    lines = [json.loads(line) for p in sorted(fs.glob("kurate/exports/default/data/*.jsonl"))
+             for line in fs.cat_file(p).decode().splitlines()]
+    assert len(lines) == 26 and fs.cat_file("kurate/exports/default/README.md").startswith(b"---\n")

@@ -26,9 +26,39 @@ def _config(root: str, stages: list[str]):
                                   "train": {"model": "bpe", "overrides": TINY, "data": {"release": "default"}}})
 
 
+def _train_runs(deployment_id) -> list:
+    with get_client(sync_client=True) as client:
+        runs = client.read_flow_runs(deployment_filter=DeploymentFilter(id=DeploymentFilterId(any_=[deployment_id])))
+    return sorted(runs, key=lambda r: r.created)
+
+
+def _poll(found, timeout_s: float = 120.0, poll_s: float = 1.0):
+    """``found()`` once it is truthy, else its last value after ``timeout_s`` (a bound, not a timing assertion)."""
+    deadline = time.monotonic() + timeout_s
+    while not (value := found()) and time.monotonic() < deadline:
+        time.sleep(poll_s)
+    return value
+
+
+def _published_versions(root: str) -> list[int]:
+    """The versions of the `kurate.release.published` events the server stored for this root."""
+    from prefect.events.filters import EventFilter, EventNameFilter, EventResourceFilter
+    from prefect.events.schemas.events import ResourceSpecification
+
+    from kurate.flows.release import root_label
+
+    only_this_root = EventResourceFilter(labels=ResourceSpecification({"kurate.root": root_label(root)}))
+    with get_client(sync_client=True) as client:
+        page = client.read_events(EventFilter(event=EventNameFilter(name=["kurate.release.published"]),
+                                              resource=only_this_root), limit=50)
+    return sorted(e.payload["version"] for e in page.events)
+
+
 def test_publishing_a_release_starts_a_train_run(prefect_server, tmp_path):
+    from kurate.flows.config import PipelineConfig
     from kurate.flows.deployments import build_deployments
     from kurate.flows.release import release
+    from test_release import commit_curated
 
     root = scored_root(tmp_path / "root")
     config = _config(root, ["release", "train"])
@@ -37,25 +67,32 @@ def test_publishing_a_release_starts_a_train_run(prefect_server, tmp_path):
     with get_client(sync_client=True) as client:
         automations = client.read_automations_by_name(train.triggers[0].name)
         assert automations and automations[0].trigger.expect == {"kurate.release.published"}
-    time.sleep(2)  # the server's trigger service loads new automations every second or so
 
+    # the server loads a new automation as it commits it; the bounded poll covers a slow event path
     published = release(config)
     assert published["created"] and published["version"] == 1
-    runs = []
-    deadline = time.time() + 90
-    with get_client(sync_client=True) as client:
-        while not runs and time.time() < deadline:
-            time.sleep(1)
-            runs = client.read_flow_runs(deployment_filter=DeploymentFilter(id=DeploymentFilterId(any_=[deployment_id])))
+    runs = _poll(lambda: _train_runs(deployment_id))
     assert len(runs) == 1, "publishing the release made no train flow run"
-    assert runs[0].parameters["config"]["train"]["data"] == {"release": "default", "version": "latest"}
-    assert runs[0].parameters["config"]["root"] == root
+    first = runs[0].parameters["config"]
+    assert first["train"]["data"] == {"release": "default", "version": 1} and first["train"]["name"] == "demo-v1"
+    assert first["root"] == root
 
     # the same config and inputs: no new version, no event, no second run
     assert release(config)["created"] is False
-    time.sleep(5)
-    with get_client(sync_client=True) as client:
-        assert len(client.read_flow_runs(deployment_filter=DeploymentFilter(id=DeploymentFilterId(any_=[deployment_id])))) == 1
+    assert not _poll(lambda: len(_train_runs(deployment_id)) > 1, timeout_s=10), "re-publishing made a second run"
+
+    # a new version trains its own run on that version (not v1's finished checkpoint, not "latest")
+    commit_curated(root, "b", [{"id": "new-doc", "text": "Ein ganz neuer Text über den Markt in Köln.", "language": "de"}])
+    assert release(config)["version"] == 2
+    _poll(lambda: len(_train_runs(deployment_id)) >= 2)
+    runs = _train_runs(deployment_id)
+    assert len(runs) == 2, f"publishing v2 made {len(runs) - 1} more train flow runs, expected one"
+    second = runs[1].parameters["config"]
+    assert second["train"]["data"] == {"release": "default", "version": 2} and second["train"]["name"] == "demo-v2"
+    assert PipelineConfig.model_validate(second).train.run_dir(root).endswith("checkpoints/demo-v2-bpe")
+    # the server stored one event per new version: the unchanged re-publish emitted none
+    _poll(lambda: len(_published_versions(root)) >= 2, timeout_s=60)
+    assert _published_versions(root) == [1, 2]
 
 
 @pytest.mark.e2e
@@ -98,6 +135,10 @@ def test_cli_release_export_and_jsonl_query(prefect_server, tmp_path):
         p.name for p in (Path(root) / "releases/default/v1/data").iterdir())
     missing = runner.invoke(app, ["export", "--release", "default@v9", "--root", root, "--to", str(tmp_path / "x")])
     assert missing.exit_code == 1 and "has no version 9" in missing.output
+    bad = runner.invoke(app, ["export", "--release", "default@vx", "--root", root, "--to", str(tmp_path / "x")])
+    assert bad.exit_code == 2 and "expected NAME or NAME@vK" in bad.output and "Traceback" not in bad.output, bad.output
+    again = runner.invoke(app, ["export", "--release", "default", "--root", root, "--to", str(out)])
+    assert again.exit_code == 1 and f"export target {out} is not empty" in again.output, again.output
 
     rows = runner.invoke(app, ["query", "select name, version, documents from releases order by name", "--root", root, "-f", "jsonl"])
     assert [json.loads(line) for line in rows.output.splitlines()] == [

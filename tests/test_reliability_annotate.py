@@ -107,6 +107,14 @@ def test_adding_shards_extends_the_sample_and_never_reasks_or_doubles(prefect_se
     total = sum(grown.values())
     assert _rows(root, "select count(*) n, count(distinct (id, judge, prompt_version)) k from labels") == [{"n": total, "k": total}]
     assert len(ShardStore(root).manifests(STAGE_SAMPLE)) == 4  # seed 0: three increments; seed 5: one
+    # Back to seed 0: its three increments are all still visible (another sample's increment never
+    # hides one of its own), so nothing is redrawn or asked.
+    from kurate.annotators.annotate import commit_sample
+
+    seed0 = _config(root, model, per_language=20)
+    ref = commit_sample(str(root), seed0.annotate.sample, seed0.annotate.docs_per_unit)
+    assert len(ref.parts) == 3 and len({p.unit for p in ref.parts}) == 3
+    assert len(ShardStore(root).manifests(STAGE_SAMPLE)) == 4
 
     # A changed judge (here: its mode) is a new judge config and asks again — once per document.
     annotate(_config(root, model, per_language=20, seed=5, mode="generate"))

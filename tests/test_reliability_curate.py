@@ -272,6 +272,46 @@ def test_case3_run_lock_second_writer_fails_with_one_line_and_stale_lock_is_take
     assert not lock.exists()
 
 
+def test_case3_a_temp_directory_without_its_owner_record_is_kept_until_it_is_old(tmp_path):
+    """A writer creates its directory, then its owner record: in that instant a concurrent
+    clear_tmp must not take the directory for a dead writer's."""
+    store = ShardStore(str(tmp_path))
+    key = UnitKey("curate", "a.warc.gz", "h1")
+    orphan = tmp_path / "_tmp" / f"{key.name}.0123456789ab"
+    orphan.mkdir(parents=True)
+    store.clear_tmp(key)
+    assert orphan.exists()
+    old = time.time() - shards.ORPHAN_TMP_AGE_S - 60
+    os.utime(orphan, (old, old))
+    store.clear_tmp(key)
+    assert not orphan.exists()
+
+
+def test_case3_only_one_waiter_takes_over_a_dead_holders_lock(tmp_path):
+    """Two waiters that both see the same dead holder: the one holding the takeover marker removes
+    the lock; the other waits (and never removes a lock the first has just taken)."""
+    store = ShardStore(str(tmp_path))
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    lock = tmp_path / "_locks" / "curate.json"
+    lock.parent.mkdir(parents=True)
+    lock.write_text(json.dumps({"host": shards.HOST, "pid": int(dead.stdout), "token": "dead", "since": 0}))
+    # another waiter, alive, is in the middle of taking it over
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        marker = tmp_path / "_locks" / "curate.json.takeover-dead"
+        marker.write_text(json.dumps({"host": shards.HOST, "pid": other.pid, "token": "other", "since": 0}))
+        with pytest.raises(RootLocked):
+            RunLock(store, "curate", wait_s=1.0, poll_s=0.1).acquire()
+        assert json.loads(lock.read_text())["token"] == "dead" and marker.exists()
+    finally:
+        other.kill()
+        other.wait()
+    # that waiter died mid-takeover: its marker is cleared and the lock taken over
+    with RunLock(store, "curate", wait_s=5.0, poll_s=0.1) as taken:
+        assert json.loads(lock.read_text())["token"] == taken.token
+    assert not lock.exists() and not marker.exists()
+
+
 @pytest.mark.e2e
 def test_case3_two_concurrent_kurate_curate_runs_on_one_root(prefect_server, tmp_path, demo_warc):
     copies = [str(p) for p in _copies(demo_warc[0], tmp_path / "in", 3)]
@@ -390,3 +430,30 @@ def test_case8_per_document_extraction_timeout(tmp_path, demo_warc):
     assert result.records == manifest.responses + manifest.malformed
     # datatrove's extractors default to 1 s; 10 s keeps output independent of machine load (extract.py)
     assert IngestConfig().extract_timeout_s == 10.0
+
+
+def test_extraction_time_limit_keeps_an_outer_timer():
+    """The per-page limit must not switch off an outer SIGALRM timer (pytest-timeout, Prefect)."""
+    import signal
+    import time
+
+    from kurate.tasks.extract import ExtractionTimeout, time_limit
+
+    fired = []
+    previous = signal.signal(signal.SIGALRM, lambda *_: fired.append(True))
+    try:
+        signal.setitimer(signal.ITIMER_REAL, 0.5)
+        with time_limit(0.1):
+            pass
+        left, _ = signal.getitimer(signal.ITIMER_REAL)
+        assert 0 < left <= 0.5  # re-armed with what was left
+        deadline = time.monotonic() + 5
+        while not fired and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert fired  # and it still fires
+        with pytest.raises(ExtractionTimeout):
+            with time_limit(0.05):
+                time.sleep(1)
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)

@@ -60,6 +60,7 @@ def _status(address: str, job_id: str) -> str:
 
 
 @pytest.mark.e2e
+@pytest.mark.timeout(1500)  # the sum of the bounded waits below (and the ray_head fixture's 120 s start)
 def test_submit_curate_stage_attach_stop_and_retry(ray_head, prefect_server, demo_warc, tmp_path, monkeypatch):
     client = tmp_path / "client"
     (client / "data").mkdir(parents=True)
@@ -69,7 +70,7 @@ def test_submit_curate_stage_attach_stop_and_retry(ray_head, prefect_server, dem
     env.update(RAY_AUTH_MODE="disabled", PREFECT_API_URL=prefect_server)
     submit = [KURATE, "submit", "run.yaml", "--address", ray_head, "--stage", "curate", "--wait"]
 
-    first = subprocess.run(submit, cwd=client, env=env, capture_output=True, text=True, timeout=600)
+    first = subprocess.run(submit, cwd=client, env=env, capture_output=True, text=True, timeout=300)
     assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
     monkeypatch.chdir(client)  # relative paths resolve against the directory the config is loaded in
     job_id = submission_id(load_config("run.yaml"), "curate")
@@ -78,7 +79,7 @@ def test_submit_curate_stage_attach_stop_and_retry(ray_head, prefect_server, dem
     root = client / "runs" / "sub"  # the client's relative root, though the job's driver ran on the head
     assert Catalog(str(root)).query("select count(*) as n from curated").to_pylist()[0]["n"] > 0
 
-    again = subprocess.run(submit, cwd=client, env=env, capture_output=True, text=True, timeout=300)
+    again = subprocess.run(submit, cwd=client, env=env, capture_output=True, text=True, timeout=120)
     assert again.returncode == 0 and f"attaching to Ray Job {job_id}" in again.stdout, again.stdout + again.stderr
 
     # another config (another id): Ctrl-C while the job runs stops it
@@ -104,6 +105,6 @@ def test_submit_curate_stage_attach_stop_and_retry(ray_head, prefect_server, dem
         time.sleep(1)
     assert _status(ray_head, stopped_id) == "STOPPED"
 
-    retried = subprocess.run(changed, cwd=client, env=env, capture_output=True, text=True, timeout=600)
+    retried = subprocess.run(changed, cwd=client, env=env, capture_output=True, text=True, timeout=300)
     assert retried.returncode == 0, retried.stdout[-3000:] + retried.stderr[-3000:]
     assert f"submitted Ray Job {stopped_id}-retry1" in retried.stdout

@@ -72,7 +72,9 @@ class SampleRef:
 
 
 def _increment_key(lineage: str, index: int) -> UnitKey:
-    return UnitKey(STAGE_SAMPLE, f"increment-{index:05d}", lineage)
+    # the lineage is in the input too: current_manifests keeps one record per (stage, input), so another
+    # sample's increment 0 must never hide this one's
+    return UnitKey(STAGE_SAMPLE, f"sample-{lineage[:16]}/increment-{index:05d}", lineage)
 
 
 def _read(store: ShardStore, path: str, columns: list[str] | None = None) -> pa.Table:

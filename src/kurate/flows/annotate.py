@@ -64,6 +64,10 @@ def label(config: PipelineConfig, judge: JudgeConfig, ref: SampleRef) -> list[di
 @flow(name="annotate", log_prints=True)
 def annotate(config: PipelineConfig) -> dict:
     """Label a language-balanced sample of curated documents with every configured judge."""
+    if config.ray.submit:  # run this stage as a Ray Job on ray.job_address and follow it (flows/submit.py)
+        from kurate.flows.submit import submit_flow
+
+        return submit_flow(config, "annotate")
     a = config.annotate
     ref = sample(config)
     summary = {"sample": ref.unit, "documents": ref.rows, "judges": {}}

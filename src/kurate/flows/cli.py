@@ -360,18 +360,22 @@ def release(
 @app.command()
 def export(
     release_ref: str = typer.Option(..., "--release", help="NAME or NAME@vK (default version: latest)."),
-    to: str = typer.Option(..., "--to", help="Target folder URL (fsspec: a path, s3://bucket/prefix, …)."),
+    to: str = typer.Option(..., "--to", help="Target folder URL (fsspec: a path, s3://bucket/prefix, …); it must be "
+                           "empty or new (an export never mixes with an earlier one's files)."),
     root: str = typer.Option(..., "--root", "-r", help="The root holding the release."),
     format: ExportFormat = typer.Option(ExportFormat.parquet, "--format", "-f", help="parquet: the layout as is; jsonl: one JSON object per line."),
     config: Optional[Path] = typer.Option(None, "--config", "-c", exists=True, dir_okay=False, help="Config with storage_options."),
 ) -> None:
-    """Copy a release version, with its card, to another place for other trainers."""
+    """Copy a release version, with its card, into an empty or new folder, for other trainers."""
     from kurate.flows.config import TrainData
     from kurate.release.export import export_release
 
     storage_options = _storage_options(config)
+    try:
+        ref = TrainData.parse(release_ref)
+    except ValueError as exc:
+        _fail(f"--release {release_ref!r}: expected NAME or NAME@vK ({exc.__class__.__name__})")
     _run("export", lambda: _check_root(root, storage_options))
-    ref = TrainData.parse(release_ref)
     done = _run("export", lambda: export_release(root, ref.release, ref.version, to, format.value, storage_options))
     typer.echo(f"{done['name']}@v{done['version']}: {done['documents']} documents in {len(done['files'])} files → {to}")
 

@@ -53,7 +53,7 @@ class RayConfig(BaseModel):
     num_cpus: int | None = Field(None, gt=0, description="CPUs for a local Ray instance (default: all).")
     cpus_per_shard: float = Field(1.0, gt=0, description="CPUs each shard task reserves.")
     max_retries: int = Field(2, ge=0, description="Ray retries of a shard whose worker died.")
-    submit: bool = Field(False, description="Run the pipeline as a Ray Job on ray.job_address (what `kurate submit` does); "
+    submit: bool = Field(False, description="Run the pipeline (or the stage flow called) as a Ray Job on ray.job_address (what `kurate submit` does); "
                          "this process only submits it and follows its logs, the data plane runs on the cluster.")
     job_address: str | None = Field(None, description="Ray dashboard (Jobs API) address for ray.submit, e.g. http://HEAD:8265; "
                                     "default $RAY_JOB_ADDRESS.")
@@ -254,6 +254,17 @@ class PipelineConfig(BaseModel):
         })
         self.train = self.train.model_copy(update={"checkpoint_dir": absolute_path(self.train.checkpoint_dir)})
         self.continual = self.continual.model_copy(update={"checkpoint": absolute_path(self.continual.checkpoint)})
+        # Fields that hold a name *or* a path (a built-in prompt, an HF id, a server's model name): only a
+        # YAML file or a path that exists here is resolved.
+        self.annotate = self.annotate.model_copy(update={"judges": [
+            _with_local_paths(judge, "prompt", "model", "tokenizer") for judge in self.annotate.judges]})
+        s = self.synthesize
+        self.synthesize = s.model_copy(update={
+            "generator": _with_local_paths(s.generator, "model", "tokenizer"),
+            "prompts": {kind: local_path_or_name(path) for kind, path in s.prompts.items()},
+            "gates": s.gates.model_copy(update={"filter_params": absolute_path(s.gates.filter_params)}),
+        })
+        self.jql = self.jql.model_copy(update={"embedder": _with_local_paths(self.jql.embedder, "model")})
         self.ray._root = self.root
         return self
 
@@ -263,6 +274,21 @@ def absolute_path(path: str | None) -> str | None:
     if path is None or "://" in path:
         return path
     return os.path.abspath(os.path.expanduser(path))
+
+
+def local_path_or_name(value: str | None) -> str | None:
+    """A value that is a name or a local path (``model: org/name`` or ``./models/judge``; ``prompt:
+    fineweb_edu`` or ``prompts/judge.yaml``): absolute when it is a YAML file or names an existing path,
+    else unchanged (an HF id, a built-in or ``embedded:`` name, a URL)."""
+    if value is None or "://" in value:
+        return value
+    if value.endswith((".yaml", ".yml")) or os.path.exists(os.path.expanduser(value)):
+        return absolute_path(value)
+    return value
+
+
+def _with_local_paths(model: BaseModel, *fields: str) -> BaseModel:
+    return model.model_copy(update={f: local_path_or_name(getattr(model, f)) for f in fields})
 
 
 def _format_errors(error: ValidationError, source: str) -> str:

@@ -161,6 +161,10 @@ def _raise_if_failed(rows: list[dict]) -> None:
 @flow(name="curate", log_prints=True)
 def curate(config: PipelineConfig) -> dict:
     """Curate WARC/WET shards into deduplicated documents with a recorded reason for every drop."""
+    if config.ray.submit:  # run this stage as a Ray Job on ray.job_address and follow it (flows/submit.py)
+        from kurate.flows.submit import submit_flow
+
+        return submit_flow(config, "curate")
     store = ShardStore(config.root, config.storage_options)
     with RunLock(store, STAGE_FINAL, wait_s=config.curate.lock_wait_s):
         planned = plan(config)

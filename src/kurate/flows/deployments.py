@@ -9,8 +9,11 @@ run"), with the config file as its default parameters (editable in the UI's run 
 with a work pool.
 
 The train deployment carries a trigger: a `kurate.release.published` event for its release on its
-root (flows/release.py) starts a train run on that release's latest version — a new release starts
-training without a human.
+root (flows/release.py) starts a train run on the published version — a new release starts
+training without a human. Each version trains its own run: the trigger's parameters are Prefect
+templates over the event (`train.name: <name>-v{{ event.payload.version }}`, `train.data.version:
+{{ event.payload.version }}`), so v2 neither resumes v1's finished checkpoint nor reads a newer
+version than the one that was published.
 """
 
 from __future__ import annotations
@@ -40,20 +43,31 @@ SERVED: dict[str, Flow] = {
 }
 
 
-def train_on_release(config: PipelineConfig) -> PipelineConfig:
-    """The config a release-triggered train run gets: train.data on the release's latest version."""
+# Prefect renders these from the triggering event when it creates the flow run (a single-expression
+# template keeps the payload's type: the version arrives as an int)
+PUBLISHED_VERSION = "{{ event.payload.version }}"
+
+
+def train_on_release(config: PipelineConfig) -> dict:
+    """The parameters a release-triggered train run gets: the config, with train.data pinned to the
+    published version and the run named after it (``<train.name>-v<k>``: checkpoints/<name>-v<k>-<model>)."""
     name = config.train.data.release if config.train.data is not None else config.release.name
-    return config.model_copy(update={"train": config.train.model_copy(update={"data": TrainData(release=name, version="latest")})})
+    parameters = config.model_copy(update={"train": config.train.model_copy(update={
+        "data": TrainData(release=name, version="latest")})}).model_dump(mode="json")
+    parameters["train"]["name"] = f"{config.train.name}-v{PUBLISHED_VERSION}"
+    parameters["train"]["data"]["version"] = PUBLISHED_VERSION
+    return parameters
 
 
 def release_trigger(config: PipelineConfig) -> DeploymentEventTrigger:
-    """Run the train deployment when its release is published on its root."""
+    """Run the train deployment on each version of its release published on its root."""
     triggered = train_on_release(config)
+    release_name = triggered["train"]["data"]["release"]
     return DeploymentEventTrigger(
-        name=f"train on {triggered.train.data.release} releases",
+        name=f"train on {release_name} releases",
         expect={PUBLISHED},
-        match={"prefect.resource.id": release_resource(triggered.train.data.release), "kurate.root": root_label(config.root)},
-        parameters={"config": triggered.model_dump(mode="json")},
+        match={"prefect.resource.id": release_resource(release_name), "kurate.root": root_label(config.root)},
+        parameters={"config": triggered},
     )
 
 

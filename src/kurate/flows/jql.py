@@ -50,6 +50,10 @@ def embed(config: PipelineConfig) -> list[dict]:
 @flow(name="distill", log_prints=True)
 def distill(config: PipelineConfig) -> dict:
     """Distill each judge's labels into a JQL head on frozen embeddings; evaluate per language."""
+    if config.ray.submit:  # run this stage as a Ray Job on ray.job_address and follow it (flows/submit.py)
+        from kurate.flows.submit import submit_flow
+
+        return submit_flow(config, "distill")
     embed(config)
     judges = config.jql.distill.judges or [r["judge"] for r in Catalog(config.root, config.storage_options).query(
         "select distinct judge from labels where valid order by 1").to_pylist()]
@@ -86,6 +90,10 @@ def publish_spearman(config: PipelineConfig, cards: list[dict], rows: list[dict]
 @flow(name="score", log_prints=True)
 def score(config: PipelineConfig) -> dict:
     """Score every curated document with every head; keep those above the per-head thresholds."""
+    if config.ray.submit:  # run this stage as a Ray Job on ray.job_address and follow it (flows/submit.py)
+        from kurate.flows.submit import submit_flow
+
+        return submit_flow(config, "score")
     embed(config)
     s = config.jql.score
     names = registered(config.root, s.annotators, config.storage_options)

@@ -31,6 +31,10 @@ from kurate.flows.train import train_stage
 def train_stage_flow(config: PipelineConfig) -> dict:
     """The pipeline's train stage: the `train` flow (a Ray Job) when train.job_address or $RAY_JOB_ADDRESS
     is set, else `train-local` (in this process, or Ray Train with a Ray address)."""
+    if config.ray.submit:  # run this stage as a Ray Job on ray.job_address and follow it (flows/submit.py)
+        from kurate.flows.submit import submit_flow
+
+        return submit_flow(config, "train")
     return train_stage(config)
 
 
@@ -38,6 +42,10 @@ def train_stage_flow(config: PipelineConfig) -> dict:
 def continual_stage_flow(config: PipelineConfig) -> dict:
     """The pipeline's continual stage: the `continual` flow (a Ray Job) when continual.job_address or
     $RAY_JOB_ADDRESS is set, else `continual-local` in this process."""
+    if config.ray.submit:  # run this stage as a Ray Job on ray.job_address and follow it (flows/submit.py)
+        from kurate.flows.submit import submit_flow
+
+        return submit_flow(config, "continual")
     return continual_stage(config)
 
 

@@ -52,6 +52,10 @@ def build(config: PipelineConfig) -> ReleaseResult:
 @flow(name="release", log_prints=True)
 def release(config: PipelineConfig) -> dict:
     """Build the configured release (a new version only when its config or inputs changed) and publish it."""
+    if config.ray.submit:  # run this stage as a Ray Job on ray.job_address and follow it (flows/submit.py)
+        from kurate.flows.submit import submit_flow
+
+        return submit_flow(config, "release")
     result = build(config)
     counts = result.counts
     if result.created:

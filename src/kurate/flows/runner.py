@@ -124,12 +124,39 @@ def _start_private_ray(config: RayConfig, kwargs: dict[str, Any]) -> None:
     # Ray's socket paths must stay under 107 bytes, and /tmp/ray is shared with every other Ray here.
     temp_dir = tempfile.mkdtemp(prefix="kurate-ray-", dir="/tmp")
     start_watchdog((temp_dir,))
-    # Ray's single-machine mode keeps the node address (GCS, raylet, agents) on 127.0.0.1; without it
-    # a node binds the machine's outward address so that other nodes could join.
+    private_ray_token(temp_dir)
+    # Meant to keep the node address on 127.0.0.1 (Ray's single-machine mode). Ray 2.60 reads it when ray is
+    # imported, i.e. before this line, so the node still reports the machine's outward address and its GCS
+    # listens on every interface: the private Ray's token (private_ray_token) is what keeps others out.
     os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
     ray.init(address="local", num_cpus=config.num_cpus, include_dashboard=False, _temp_dir=temp_dir,
              _node_ip_address="127.0.0.1", **kwargs)
     atexit.register(_stop_private_ray, temp_dir)
+
+
+def private_ray_token(temp_dir: str) -> str | None:
+    """Give a new local Ray a token of its own when the user has none, so it never writes ``~/.ray/auth_token``.
+
+    Ray 2.60's ``ray.init()`` of a new local cluster turns token auth on when ``RAY_AUTH_MODE`` is unset
+    and, without a token (``$RAY_AUTH_TOKEN``, ``$RAY_AUTH_TOKEN_PATH``, ``~/.ray/auth_token``), generates
+    one into the user's HOME. Token auth stays on (the private Ray's GCS is reachable from other users and
+    machines, see ``_start_private_ray``): the token is a file in the private Ray's own temp dir (0600, removed with it), named by
+    ``$RAY_AUTH_TOKEN_PATH``, which the GCS, raylet and workers inherit. An explicit ``RAY_AUTH_MODE`` or
+    a token of the user's own is left to Ray. Returns the token file written, if any."""
+    mode = os.environ.get("RAY_AUTH_MODE")
+    if mode is not None and mode.lower() != "token":
+        return None
+    if (os.environ.get("RAY_AUTH_TOKEN") or os.environ.get("RAY_AUTH_TOKEN_PATH")
+            or os.path.exists(os.path.join(os.path.expanduser("~"), ".ray", "auth_token"))):
+        return None
+    import secrets
+
+    path = os.path.join(temp_dir, "auth_token")
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(secrets.token_hex(32))  # 256 bits, as Ray's own generator
+    os.environ["RAY_AUTH_TOKEN_PATH"] = path
+    return path
 
 
 def _stop_private_ray(temp_dir: str) -> None:
@@ -488,3 +515,16 @@ class Throughput:
 
     def rate(self, docs: int) -> float:
         return docs / max(time.perf_counter() - self.started, 1e-9)
+
+
+def submit_ray_job(client, attempts: int = 30, **kwargs) -> None:
+    """``client.submit_job(**kwargs)``, retried while the head's job agent is still starting (it
+    answers 'No available agent' for a while after the head comes up)."""
+    for attempt in range(attempts):
+        try:
+            client.submit_job(**kwargs)
+            return
+        except RuntimeError as exc:
+            if "No available agent" not in str(exc) or attempt == attempts - 1:
+                raise
+            time.sleep(2)

@@ -38,7 +38,7 @@ from prefect import flow
 
 from kurate.errors import KurateError, explain
 from kurate.flows.config import STAGES, ConfigError, PipelineConfig
-from kurate.flows.runner import worker_env
+from kurate.flows.runner import submit_ray_job, worker_env
 from kurate.storage.shards import config_hash
 
 CONFIG_VARIABLE = "KURATE_JOB_CONFIG"  # the job's config (JSON); read and removed by the job's driver
@@ -169,7 +169,7 @@ def submit(config: PipelineConfig, address: str | None = None, stage: str | None
         if live:
             echo(f"[submit] attaching to Ray Job {job_id} ({live[-1].status})")
         else:
-            _submit(client, entrypoint=entrypoint(stage, package, address), submission_id=job_id,
+            submit_ray_job(client, entrypoint=entrypoint(stage, package, address), submission_id=job_id,
                     runtime_env=runtime_env(config, address, package),
                     metadata={"kurate_stage": stage or "pipeline", "kurate_root": config.root})
             echo(f"[submit] submitted Ray Job {job_id} to {address}")
@@ -213,18 +213,6 @@ def _stop(client, job_id: str, echo: Callable[[str], None]) -> None:
         echo(f"[submit] stopped Ray Job {job_id}")
     finally:
         signal.signal(signal.SIGINT, previous)
-
-
-def _submit(client, attempts: int = 30, **kwargs) -> None:
-    """Submit, retrying while the head's job agent is still starting (it answers 'No available agent')."""
-    for attempt in range(attempts):
-        try:
-            client.submit_job(**kwargs)
-            return
-        except RuntimeError as exc:
-            if "No available agent" not in str(exc) or attempt == attempts - 1:
-                raise
-            time.sleep(2)
 
 
 def _stop_on_cancel(flow, flow_run, state) -> None:

@@ -75,6 +75,10 @@ def _excerpt(text: str, limit: int = 600) -> str:
 @flow(name="synthesize", log_prints=True)
 def synthesize(config: PipelineConfig) -> dict:
     """Rewrite kept German documents with an LLM (wikipedia, summary, qa, list, simple) into ``synthetic``."""
+    if config.ray.submit:  # run this stage as a Ray Job on ray.job_address and follow it (flows/submit.py)
+        from kurate.flows.submit import submit_flow
+
+        return submit_flow(config, "synthesize")
     s = settings(config)
     units = plan(config)
     results = generate(config, units)

@@ -42,11 +42,10 @@ from kurate.flows.artifacts import Report, Table, cell, figure_png, publish_repo
 from kurate.flows.config import PipelineConfig, RayConfig, TrainStageConfig
 from kurate.flows.plots import training_figure
 from kurate.flows.progress import progress_bar
-from kurate.flows.runner import cluster_has_gpus, ensure_ray, forward_output, worker_env
+from kurate.flows.runner import cluster_has_gpus, ensure_ray, forward_output, submit_ray_job, worker_env
 from kurate.storage.catalog import Catalog
-from kurate.storage.schemas import TRAINED_ON
 from kurate.storage.fs import StorageOptions
-from kurate.storage.schemas import METRICS
+from kurate.storage.schemas import METRICS, TRAINED_ON
 from kurate.storage.shards import ShardStore, UnitKey, config_hash
 
 
@@ -316,7 +315,7 @@ def run_ray_job(client, base: str, config_json: str, spec: Path, module: str, ta
         spec.parent.mkdir(parents=True, exist_ok=True)
         spec.write_text(config_json)
         python = sys.executable if _is_local(client) else "python"
-        _submit(client, entrypoint=f"{python} -m {module} {spec.resolve()}", submission_id=job_id,
+        submit_ray_job(client, entrypoint=f"{python} -m {module} {spec.resolve()}", submission_id=job_id,
                 runtime_env={"env_vars": worker_env()})
         print(f"[{tag}] submitted Ray Job {job_id}")
     printed = 0
@@ -332,18 +331,6 @@ def run_ray_job(client, base: str, config_json: str, spec: Path, module: str, ta
     if status != JobStatus.SUCCEEDED:
         raise RuntimeError(f"Ray Job {job_id} ended {status}: {client.get_job_info(job_id).message}")
     return {"job": job_id, "status": str(status)}
-
-
-def _submit(client, attempts: int = 30, **kwargs) -> None:
-    """Submit, retrying while the head's job agent is still starting (it answers 500 until it is up)."""
-    for attempt in range(attempts):
-        try:
-            client.submit_job(**kwargs)
-            return
-        except RuntimeError as exc:
-            if "No available agent" not in str(exc) or attempt == attempts - 1:
-                raise
-            time.sleep(2)
 
 
 def _is_local(client) -> bool:

@@ -11,6 +11,11 @@ the next version number is taken. The version folder is written under a temporar
 into place, and only then committed, with the ``releases`` (one row) and ``release_documents``
 (one row per document) datasets the catalog serves — so a killed run leaves no visible version,
 and a committed one is never rewritten.
+
+One builder per release name and root: the version number is allocated and committed under the
+root lock ``_locks/release-<name>.json`` (``storage.shards.RunLock``); a second build waits for it,
+then sees the first one's commit (the same inputs: that version; others: the next number).
+A release whose sources keep no document is an error naming them, not an empty version.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from kurate.errors import KurateError, PreconditionError
 from kurate.release.card import render_card, score_histogram_png
 from kurate.release.config import ReleaseConfig
 from kurate.release.mix import assemble, shards
@@ -31,9 +37,10 @@ from kurate.release.select import has_rows, score_heads, select_source
 from kurate.storage.catalog import Catalog
 from kurate.storage.schemas import RELEASE_DOCUMENTS, RELEASES
 from kurate.storage.fs import StorageOptions, join
-from kurate.storage.shards import Manifest, ShardStore, UnitKey, config_hash
+from kurate.storage.shards import Manifest, RunLock, ShardStore, UnitKey, config_hash
 
 STAGE = "release"
+LOCK_WAIT_S = 600.0  # a concurrent build of the same release is waited for (it is minutes at most), then reported
 
 
 @dataclass(frozen=True)
@@ -64,8 +71,6 @@ def resolve(store: ShardStore, name: str, version: int | str = "latest") -> Mani
     """The commit record of ``name`` at ``version`` (an int, ``vK``, or ``latest``)."""
     versions = committed_versions(store, name)
     if not versions:
-        from kurate.errors import PreconditionError
-
         raise PreconditionError(f"no release {name!r} under {store.root}", "run `kurate release` first")
     if version in (None, "latest"):
         return versions[-1]
@@ -73,8 +78,6 @@ def resolve(store: ShardStore, name: str, version: int | str = "latest") -> Mani
     for manifest in versions:
         if manifest.counts["version"] == wanted:
             return manifest
-    from kurate.errors import PreconditionError
-
     raise PreconditionError(f"release {name!r} has no version {wanted} (versions: {[m.counts['version'] for m in versions]})",
                             "name an existing version or `latest`")
 
@@ -107,12 +110,24 @@ def _funnel(catalog: Catalog, table: pa.Table) -> list[dict]:
     return rows
 
 
-def build_release(root: str, config: ReleaseConfig, storage_options: StorageOptions | None = None) -> ReleaseResult:
+def describe_source(source) -> str:
+    """A source as the config gives it: its dataset and the fields set (the filter and the quota)."""
+    given = source.model_dump(mode="json", exclude_defaults=True, exclude={"dataset"})
+    return source.dataset + (f" {json.dumps(given, sort_keys=True)}" if given else "")
+
+
+def build_release(root: str, config: ReleaseConfig, storage_options: StorageOptions | None = None,
+                  lock_wait_s: float = LOCK_WAIT_S) -> ReleaseResult:
     """Build (or find) the release version for this config and the root's committed inputs."""
     store = ShardStore(root, storage_options)
-    catalog = Catalog(root, storage_options)
     read = {s.dataset for s in config.sources} | {"scores"}
     content_hash = config_hash({"release": config.content_key(), "inputs": input_fingerprint(store, read)})
+    with RunLock(store, f"{STAGE}-{config.name}", wait_s=lock_wait_s):
+        # the versions are read under the lock: a build that finished meanwhile is seen, its number never reused
+        return _build_locked(store, Catalog(root, storage_options), config, content_hash)
+
+
+def _build_locked(store: ShardStore, catalog: Catalog, config: ReleaseConfig, content_hash: str) -> ReleaseResult:
     versions = committed_versions(store, config.name)
     for manifest in versions:
         if manifest.config_hash == content_hash:
@@ -123,6 +138,11 @@ def build_release(root: str, config: ReleaseConfig, storage_options: StorageOpti
     heads = score_heads(catalog)
     candidates = [(s, select_source(catalog, s, heads)) for s in config.sources]
     table = assemble(candidates, config.seed, config.validation_fraction)
+    if table.num_rows == 0:
+        selected = "; ".join(f"{describe_source(s)}: {c.num_rows} selected" for s, c in candidates)
+        raise PreconditionError(f"release {config.name!r} would hold no documents: its sources keep none ({selected})",
+                                "widen release.sources (languages, min_scores, jql, prompt_types, fraction, quotas), "
+                                "or run the stages that commit their datasets first")
     parts = shards(table, config.shard_documents)
     key = UnitKey(STAGE, path, content_hash)
 
@@ -161,7 +181,11 @@ def build_release(root: str, config: ReleaseConfig, storage_options: StorageOpti
                   "config": config.model_dump(mode="json"), "created": created}
         fs.pipe_file(join(tmp, "release.json"), json.dumps(counts, indent=1, sort_keys=True).encode())
         final = join(store.path, path)
-        if fs.exists(final):  # an uncommitted folder a killed run left: never a committed version
+        if any(m.counts.get("path") == path for m in committed_versions(store, config.name)):
+            fs.rm(tmp, recursive=True)  # only our own temporary folder: a committed version is never touched
+            raise KurateError(f"release {config.name}@v{version} was committed by another build meanwhile",
+                              "run the release again: it takes the next version (or finds this one)")
+        if fs.exists(final):  # an uncommitted folder a killed run left (no commit record names it)
             fs.rm(final, recursive=True)
         fs.mv(tmp, final, recursive=True)
         for table_rows in doc_rows:

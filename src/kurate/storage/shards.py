@@ -53,6 +53,7 @@ TMP = "_tmp"
 PLANS = "_plans"
 LOCKS = "_locks"
 OWNER_FILE = "_owner.json"
+ORPHAN_TMP_AGE_S = 600.0  # a temp directory without an owner record older than this was left by a writer that died creating it
 HOST = socket.gethostname()
 
 
@@ -255,8 +256,22 @@ class ShardStore:
         try:
             owner = json.loads(self.fs.cat_file(join(tmp_dir, OWNER_FILE)))
         except (FileNotFoundError, ValueError):
-            return True  # written before owners were recorded, or the owner died before writing it
+            # A writer creates its directory, then its owner record: a directory without one is a
+            # writer in that instant, or one that died in it. Only the second grows old.
+            return self._age_s(tmp_dir) > ORPHAN_TMP_AGE_S
         return _owner_is_gone(owner)
+
+    def _age_s(self, path: str) -> float:
+        try:
+            info = self.fs.info(path)
+        except FileNotFoundError:
+            return float("inf")
+        mtime = info.get("mtime") or info.get("LastModified") or info.get("created")
+        if mtime is None:
+            return float("inf")  # an object-store "directory" without files: nothing to keep
+        if hasattr(mtime, "timestamp"):
+            mtime = mtime.timestamp()
+        return time.time() - float(mtime)
 
     def open_unit(self, key: UnitKey, datasets: Iterable[str], schemas: dict[str, pa.Schema] | None = None) -> "UnitWriter":
         """A writer for one unit; ``schemas`` overrides a dataset's registered schema (e.g. wide
@@ -431,10 +446,14 @@ class UnitWriter:
         final_manifest = self.store._manifest_path(self.key)
         fs.makedirs(os.path.dirname(final_manifest), exist_ok=True)
         if not put_if_absent(fs, final_manifest, manifest.to_json().encode()):
-            self.lost = True
-            for out in outputs:
-                _remove_file(fs, join(self.store.path, out.path))
-            manifest = self.store.manifest(self.key)
+            stored = self.store.manifest(self.key)
+            # A retried S3 PUT whose first attempt did land answers "exists" for our own record:
+            # the files are ours (their names carry this attempt's token), so keep them.
+            if stored is None or {o.path for o in stored.outputs} != {o.path for o in outputs}:
+                self.lost = True
+                for out in outputs:
+                    _remove_file(fs, join(self.store.path, out.path))
+            manifest = stored
         _remove_tree(fs, self.tmp_dir)
         _LIVE_WRITERS.pop(self.token, None)
         return manifest
@@ -495,9 +514,7 @@ class RunLock:
                 _LIVE_WRITERS[self.token] = self
                 return self
             holder = self._holder()
-            if holder and _owner_is_gone(holder):
-                if self._holder() == holder:  # still the same dead holder: take it over
-                    _remove_file(fs, self.path)
+            if holder and _owner_is_gone(holder) and self._take_over(holder, body):
                 continue
             if holder is None:
                 continue  # released between our attempt and the read
@@ -508,6 +525,28 @@ class RunLock:
                     f"(pid {holder.get('pid')} on {holder.get('host')}, since {since})",
                     f"wait for it to finish and run again (or set a lock wait); if that run is gone, remove {self.store.url(LOCKS, self.stage + '.json')}")
             time.sleep(self.poll_s)
+
+    def _take_over(self, dead: dict, body: bytes) -> bool:
+        """Remove a dead holder's lock — exactly one waiter does: the one that creates the takeover
+        marker for that holder's token (put-if-absent), so two waiters never both remove a lock and
+        the second never removes the first's fresh one."""
+        fs = self.store.fs
+        marker = f"{self.path}.takeover-{dead.get('token', 'unknown')}"
+        if not put_if_absent(fs, marker, body):
+            try:
+                claimant = json.loads(fs.cat_file(marker))
+            except (FileNotFoundError, ValueError):
+                return True  # the other waiter just finished: try again at once
+            if _owner_is_gone(claimant):  # the waiter that claimed it died mid-takeover
+                _remove_file(fs, marker)
+                return True
+            return False  # a live waiter is taking it over: wait like for any holder
+        try:
+            if self._holder() == dead:
+                _remove_file(fs, self.path)
+        finally:
+            _remove_file(fs, marker)
+        return True
 
     def release(self) -> None:
         holder = self._holder()

@@ -17,6 +17,7 @@ from __future__ import annotations
 import re
 import signal
 import threading
+import time
 from contextlib import contextmanager
 from typing import Callable, Iterator, Literal
 
@@ -36,9 +37,17 @@ def time_limit(seconds: float | None) -> Iterator[None]:
         yield
         return
 
+    # An outer interval timer (pytest-timeout's signal method, a Prefect task timeout) keeps
+    # running: when it fires first we leave it alone, otherwise it is re-armed with what is left.
+    outer_left, outer_interval = signal.getitimer(signal.ITIMER_REAL)
+    if outer_left and outer_left <= seconds:
+        yield
+        return
+
     def expired(signum, frame):
         raise ExtractionTimeout(f"extraction took longer than {seconds:g} s")
 
+    started = time.monotonic()
     previous = signal.signal(signal.SIGALRM, expired)
     signal.setitimer(signal.ITIMER_REAL, seconds)
     try:
@@ -46,6 +55,9 @@ def time_limit(seconds: float | None) -> Iterator[None]:
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
+        if outer_left:
+            left = outer_left - (time.monotonic() - started)
+            signal.setitimer(signal.ITIMER_REAL, max(left, 1e-3), outer_interval)
 
 
 def _trafilatura(html: str, url: str | None) -> str:
