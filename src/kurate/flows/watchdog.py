@@ -64,7 +64,7 @@ def watch(driver_pid: int, cleanup_dirs: list[str]) -> None:
         try:
             if driver.create_time() != born or driver.status() == psutil.STATUS_ZOMBIE:
                 break
-            snapshot = dict(_identity(p) for p in driver.children(recursive=True) if p.pid != me)
+            snapshot = dict(_identity(p) for p in driver.children(recursive=True) if p.pid != me and not _is_watchdog(p))
         except psutil.NoSuchProcess:
             break
         except psutil.Error:
@@ -73,6 +73,17 @@ def watch(driver_pid: int, cleanup_dirs: list[str]) -> None:
     _stop(snapshot, me)
     for folder in cleanup_dirs:
         shutil.rmtree(folder, ignore_errors=True)
+
+
+def _is_watchdog(proc) -> bool:
+    """Another watchdog of the same driver (the CLI's and the private Ray's): it has folders of its
+    own to remove once it has stopped the processes, so one watchdog never stops another."""
+    import psutil
+
+    try:
+        return "kurate.flows.watchdog" in proc.cmdline()
+    except psutil.Error:
+        return False
 
 
 def _stop(snapshot: dict[int, float], me: int) -> None:
@@ -91,6 +102,8 @@ def _stop(snapshot: dict[int, float], me: int) -> None:
         except psutil.Error:
             continue
     targets.pop(me, None)
+    for pid in [pid for pid, proc in targets.items() if _is_watchdog(proc)]:
+        targets.pop(pid)
     for proc in targets.values():
         try:
             proc.terminate()
