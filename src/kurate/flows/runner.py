@@ -528,3 +528,17 @@ def submit_ray_job(client, attempts: int = 30, **kwargs) -> None:
             if "No available agent" not in str(exc) or attempt == attempts - 1:
                 raise
             time.sleep(2)
+
+
+def follow_ray_job(client, job_id: str, echo: Callable[[str], None], prefix: str, poll_s: float):
+    """Echo a Ray Job's log, each line after ``prefix``, as it grows until the job ends; its status."""
+    printed = 0
+    while True:
+        status = client.get_job_status(job_id)
+        logs = client.get_job_logs(job_id)
+        for line in logs[printed:].splitlines():
+            echo(f"{prefix} {line}")
+        printed = len(logs)
+        if status.is_terminal():
+            return status
+        time.sleep(poll_s)

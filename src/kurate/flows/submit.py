@@ -38,7 +38,7 @@ from prefect import flow
 
 from kurate.errors import KurateError, explain
 from kurate.flows.config import STAGES, ConfigError, PipelineConfig
-from kurate.flows.runner import submit_ray_job, worker_env
+from kurate.flows.runner import follow_ray_job, submit_ray_job, worker_env
 from kurate.storage.shards import config_hash
 
 CONFIG_VARIABLE = "KURATE_JOB_CONFIG"  # the job's config (JSON); read and removed by the job's driver
@@ -176,7 +176,7 @@ def submit(config: PipelineConfig, address: str | None = None, stage: str | None
         if not wait:
             echo(f"[submit] follow it with: ray job logs --address {address} --follow {job_id}")
             return {"job": job_id, "status": str(client.get_job_status(job_id))}
-        status = follow(client, job_id, echo)
+        status = follow_ray_job(client, job_id, echo, "[job]", poll_s=1.0)
     except KeyboardInterrupt:
         _stop(client, job_id, echo)
         raise
@@ -184,20 +184,6 @@ def submit(config: PipelineConfig, address: str | None = None, stage: str | None
         message = client.get_job_info(job_id).message or ""
         raise SubmitError(f"Ray Job {job_id} ended {status}: {' '.join(message.split())[:300]}")
     return {"job": job_id, "status": str(status)}
-
-
-def follow(client, job_id: str, echo: Callable[[str], None]):
-    """Print the job's log as it grows until the job ends; returns its status."""
-    printed = 0
-    while True:
-        status = client.get_job_status(job_id)
-        logs = client.get_job_logs(job_id)
-        for line in logs[printed:].splitlines():
-            echo(f"[job] {line}")
-        printed = len(logs)
-        if status.is_terminal():
-            return status
-        time.sleep(1)
 
 
 def _stop(client, job_id: str, echo: Callable[[str], None]) -> None:

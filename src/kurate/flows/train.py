@@ -31,7 +31,6 @@ import glob
 import json
 import os
 import sys
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -42,7 +41,7 @@ from kurate.flows.artifacts import Report, Table, cell, figure_png, publish_repo
 from kurate.flows.config import PipelineConfig, RayConfig, TrainStageConfig
 from kurate.flows.plots import training_figure
 from kurate.flows.progress import progress_bar
-from kurate.flows.runner import cluster_has_gpus, ensure_ray, forward_output, submit_ray_job, worker_env
+from kurate.flows.runner import cluster_has_gpus, ensure_ray, follow_ray_job, forward_output, submit_ray_job, worker_env
 from kurate.storage.catalog import Catalog
 from kurate.storage.fs import StorageOptions
 from kurate.storage.schemas import METRICS, TRAINED_ON
@@ -318,16 +317,7 @@ def run_ray_job(client, base: str, config_json: str, spec: Path, module: str, ta
         submit_ray_job(client, entrypoint=f"{python} -m {module} {spec.resolve()}", submission_id=job_id,
                 runtime_env={"env_vars": worker_env()})
         print(f"[{tag}] submitted Ray Job {job_id}")
-    printed = 0
-    while True:
-        status = client.get_job_status(job_id)
-        logs = client.get_job_logs(job_id)
-        for line in logs[printed:].splitlines():
-            print(f"[{tag}:job] {line}")
-        printed = len(logs)
-        if status.is_terminal():
-            break
-        time.sleep(2)
+    status = follow_ray_job(client, job_id, print, f"[{tag}:job]", poll_s=2.0)
     if status != JobStatus.SUCCEEDED:
         raise RuntimeError(f"Ray Job {job_id} ended {status}: {client.get_job_info(job_id).message}")
     return {"job": job_id, "status": str(status)}
