@@ -141,6 +141,41 @@ def test_key_bias_suppresses_one_key_for_later_queries(built):
     assert float((suppressed[:, p:] - plain[:, p:]).abs().max()) > 1e-6
 
 
+def test_key_scale_suppresses_one_key_for_later_queries(built):
+    """AtMan's own manipulation (`key_scale`): ones are the plain model; 1 − f on key p changes only
+    the predictions whose context holds p."""
+    _, model, codec = built
+    batch = codec.collate(sequences(codec))
+    p = 5
+    scale = torch.ones(3, SEQ + 1)
+    with torch.no_grad():
+        plain = model(batch)["unit_loss"]
+        ones = model({**batch, "key_scale": scale})["unit_loss"]
+        scale[:, p] = 1 - 0.9
+        suppressed = model({**batch, "key_scale": scale})["unit_loss"]
+    torch.testing.assert_close(ones, plain, rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(suppressed[:, :p], plain[:, :p], rtol=1e-4, atol=1e-5)
+    assert float((suppressed[:, p:] - plain[:, p:]).abs().max()) > 1e-6
+
+
+def test_key_scale_is_atmans_row_min_shifted_score_scaling():
+    """Worked by hand: one head of width 1, q = k = (1, 2, 3), v = (1, 0, 0). The last query's raw
+    scores are (3, 6, 9); shifted by their minimum (0, 3, 6); key 1 scaled by 0.1 → (0, 0.3, 6);
+    its output is the softmax weight of key 0: 1 / (1 + e^0.3 + e^6) = 0.0024644."""
+    from kurate.models.backbone import _scaled_score_attention
+
+    q = k = torch.tensor([1.0, 2.0, 3.0]).view(1, 1, 3, 1)
+    v = torch.tensor([1.0, 0.0, 0.0]).view(1, 1, 3, 1)
+    future = torch.ones(3, 3, dtype=torch.bool).triu(1)
+    bias = torch.zeros(1, 1, 3, 3).masked_fill(future, float("-inf"))
+    y = _scaled_score_attention(q, k, v, torch.tensor([[1.0, 0.1, 1.0]]), bias)
+    expected = 1 / (1 + math.exp(0.3) + math.exp(6))
+    assert abs(float(y[0, 0, 2, 0]) - expected) < 1e-6
+    # the first query sees only key 0; the second: scores (2, 4) → (0, 2) → key 1 scaled → (0, 0.2)
+    assert abs(float(y[0, 0, 0, 0]) - 1.0) < 1e-6
+    assert abs(float(y[0, 0, 1, 0]) - 1 / (1 + math.exp(0.2))) < 1e-6
+
+
 def test_backbone_sees_one_embedding_per_unit(built):
     """coretokens hooks model.backbone: its input is one d-vector per input unit, its output feeds the head."""
     _, model, codec = built

@@ -79,14 +79,35 @@ class Attention(nn.Module):
         self.qkv = nn.Linear(d, 3 * d, bias=False)
         self.proj = nn.Linear(d, d, bias=False)
 
-    def forward(self, x, cos, sin, mask=None, causal=True):
+    def forward(self, x, cos, sin, mask=None, causal=True, key_scale=None):
         B, T, D = x.shape
         q, k, v = self.qkv(x).view(B, T, 3, self.n_head, D // self.n_head).permute(2, 0, 3, 1, 4)
         q, k = apply_rotary(q, cos, sin), apply_rotary(k, cos, sin)
-        # mask (bool, True = may attend) is used for padded bidirectional stacks; a float mask is an
-        # additive score bias (attention suppression, see Transformer.forward)
-        y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=causal and mask is None)
+        if key_scale is not None:
+            y = _scaled_score_attention(q, k, v, key_scale, mask)
+        else:
+            # mask (bool, True = may attend) is used for padded bidirectional stacks; a float mask is an
+            # additive score bias (attention suppression, see Transformer.forward)
+            y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=causal and mask is None)
         return self.proj(y.transpose(1, 2).reshape(B, T, D))
+
+
+def _scaled_score_attention(q, k, v, key_scale: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+    """Causal attention whose pre-softmax score on key t is multiplied by key_scale (B, T)[t] after
+    shifting each query's row of scores by its minimum (AtMan's manipulation: the official code,
+    Aleph-Alpha/AtMan `manipulate_attention_scores`, shifts the raw scores to be non-negative and
+    multiplies the suppressed token's by the suppression factor). bias: optional additive float
+    mask (B, 1, T, T) with −inf above the diagonal (Transformer.forward builds it)."""
+    T = q.shape[-2]
+    scores = (q.float() @ k.float().transpose(-2, -1)) / math.sqrt(q.shape[-1])
+    future = torch.ones(T, T, dtype=torch.bool, device=q.device).triu(1)
+    if bias is not None:
+        scores = scores + bias.float()
+    allowed = ~future & torch.isfinite(scores)
+    row_min = scores.masked_fill(~allowed, float("inf")).amin(-1, keepdim=True)
+    scores = (scores - row_min) * key_scale[:, None, None, :].float()
+    weights = torch.softmax(scores.masked_fill(~allowed, float("-inf")), dim=-1)
+    return (weights @ v.float()).type_as(v)
 
 
 class SwiGLU(nn.Module):
@@ -108,8 +129,8 @@ class Block(nn.Module):
         self.mlp_norm = RMSNorm(cfg.d_model, cfg.norm_eps)
         self.mlp = SwiGLU(cfg.d_model, cfg.mlp_hidden)
 
-    def forward(self, x, cos, sin, mask=None, causal=True):
-        x = x + self.attn(self.attn_norm(x), cos, sin, mask, causal)
+    def forward(self, x, cos, sin, mask=None, causal=True, key_scale=None):
+        x = x + self.attn(self.attn_norm(x), cos, sin, mask, causal, key_scale)
         return x + self.mlp(self.mlp_norm(x))
 
 
@@ -126,10 +147,14 @@ class Transformer(nn.Module):
         self.register_buffer("sin", sin, persistent=False)
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None, causal: bool = True,
-                key_bias: torch.Tensor | None = None, positions: torch.Tensor | None = None) -> torch.Tensor:
+                key_bias: torch.Tensor | None = None, positions: torch.Tensor | None = None,
+                key_scale: torch.Tensor | None = None) -> torch.Tensor:
         """key_bias (B, T), optional: added to every query's attention score on key t in every layer
-        and head. log(1 − f) scales the attention weight on that key by (1 − f) before renormalising
-        (AtMan-style suppression, models/coretokens.py); None keeps the plain causal kernel.
+        and head. log(1 − f) scales the attention weight on that key by (1 − f) before renormalising;
+        −inf removes the key (masked replay). None keeps the plain causal kernel.
+        key_scale (B, T), optional: multiplies every query's pre-softmax score on key t, shifted by
+        the row's minimum, in every layer and head (AtMan's own manipulation, models/coretokens.py);
+        ones change nothing. It takes an explicit (unfused) attention path.
         positions (B, T) int, optional: each position's rotary phase (default 0..T − 1)."""
         T = x.shape[1]
         assert T <= self.cfg.max_len, f"sequence of {T} exceeds max_len {self.cfg.max_len}"
@@ -137,13 +162,15 @@ class Transformer(nn.Module):
             cos, sin = self.cos[:T], self.sin[:T]
         else:
             cos, sin = rotary_at(positions, self.cfg.d_model // self.cfg.n_head, self.cfg.rope_theta)
+        if key_scale is not None and key_bias is None:
+            key_bias = torch.zeros_like(key_scale)
         if key_bias is not None:
-            assert causal and mask is None, "key_bias is for causal stacks without a padding mask"
+            assert causal and mask is None, "key_bias/key_scale are for causal stacks without a padding mask"
             future = torch.ones(T, T, dtype=torch.bool, device=x.device).triu(1)
             scores = key_bias[:, None, None, :].to(x.dtype).expand(-1, 1, T, -1)
             mask, causal = scores.masked_fill(future, float("-inf")), False
         for block in self.blocks:
-            x = block(x, cos, sin, mask, causal)
+            x = block(x, cos, sin, mask, causal, key_scale)
         return self.norm(x)
 
     def matmul_params(self) -> int:

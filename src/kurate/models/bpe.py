@@ -94,10 +94,10 @@ class BPEModel(nn.Module):
 
     def forward(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         ids, count = batch["ids"], batch["count"]
-        kb = batch.get("key_bias")
+        kb, ks = batch.get("key_bias"), batch.get("key_scale")
         pos = batch.get("positions")  # core-tokenset replay: original positions (models/contracts.py)
         h = self.backbone(self.emb(ids[:, :-1]), key_bias=None if kb is None else kb[:, :-1],
-                          positions=None if pos is None else pos[:, :-1])
+                          positions=None if pos is None else pos[:, :-1], key_scale=None if ks is None else ks[:, :-1])
         logits = self.head(h).float()
         ce = F.cross_entropy(logits.reshape(-1, self.vocab_size), ids[:, 1:].reshape(-1), reduction="none")
         c = count[:, 1:].reshape(-1)

@@ -10,12 +10,14 @@ test; `tests/test_model_contracts.py` checks every registered kind against this 
 Batches. `Codec.collate` turns equal-length unit sequences ([BOS] + units, T + 1 of them) into a
 dict of tensors whose first two dimensions are (B, T + 1); position t predicts unit t + 1. Every
 codec's batch holds `count` (B, T + 1): the UTF-8 text bytes of each unit (0 for BOS). The trainer
-and coretokens may add two keys every model honours:
+and coretokens may add keys every model honours:
 
 * `loss_mask` (B, T + 1) bool — masked replay: a target unit whose flag is False adds no loss, no
   gradient, no nats and no bytes (its `unit_loss` entry is 0); the unit is still context.
 * `key_bias` (B, T + 1) float — added to every query's attention score on key t in every backbone
-  layer (AtMan suppression: log(1 − f) scales the weight on key t by 1 − f); zeros change nothing.
+  layer (log(1 − f) scales the weight on key t by 1 − f; −inf removes it); zeros change nothing.
+* `key_scale` (B, T + 1) float — multiplies every query's pre-softmax score on key t, shifted by
+  the row's minimum, in every backbone layer (AtMan's own manipulation); ones change nothing.
 * `positions` (B, T + 1) int — the rotary position of each unit (absent: 0..T). Core-tokenset
   replay (models/coretokens.py) packs only the kept units and keeps each at its original distance
   from the others; every model passes it to its backbone (`Transformer.forward(positions=…)`).
@@ -86,7 +88,7 @@ class UnitLM(Protocol):
     backbone: torch.nn.Module
 
     def __call__(self, batch: dict[str, torch.Tensor]) -> ForwardOutput:
-        """Forward pass over a collated batch (with optional `loss_mask`, `key_bias`)."""
+        """Forward pass over a collated batch (with optional `loss_mask`, `key_bias`, `key_scale`, `positions`)."""
 
     def calibrate(self, batch: dict[str, torch.Tensor]) -> float | None:
         """Fit eval-time parameters on a training batch before an evaluation (T-FREE: the scale of

@@ -21,13 +21,14 @@ context the model was trained on); longer documents are cut there.
    Documents are taken in order until they hold budget / token_fraction units.
 2. **Token attribution** (`atman_relevance`, `gradxinput_relevance`): AtMan-style suppression —
    for every unit position p one copy of the document in which every layer's and head's
-   attention to key p is scaled by (1 − f) (an additive log(1 − f) score bias, renormalised by
-   the softmax), in batches, no backward pass; the relevance of unit p is how much the model's
-   loss on the other units rises. f defaults to 0.9, AtMan's: the official code (Aleph-Alpha/AtMan,
-   `Explainer(suppression_factor=0.1)`, `manipulate_attention_scores`) multiplies the suppressed
-   key's pre-softmax score, shifted by its row's minimum, by 0.1 = 1 − f; kurate scales the
-   key's attention *weight* by 1 − f instead (a per-key bias the fused kernel takes; the official
-   manipulation depends on each query's scores). Gradient×input is the second method:
+   attention to key p is suppressed, in batches, no backward pass; the relevance of unit p is how
+   much the model's loss on the other units rises. f defaults to 0.9, AtMan's, and the default
+   manipulation is the official one (Aleph-Alpha/AtMan, `Explainer(suppression_factor=0.1)`,
+   `manipulate_attention_scores`): the suppressed key's pre-softmax score, shifted by its row's
+   minimum, is multiplied by 1 − f (`manipulation="scores"`, the backbone's `key_scale`, an unfused
+   attention path). `manipulation="weights"` scales the key's attention *weight* by 1 − f instead
+   (an additive log(1 − f) score bias the fused kernel takes, renormalised by the softmax; faster,
+   not the paper's). Gradient×input is the second method:
    |∂loss/∂x_p · x_p| at the backbone's input embeddings (one backward pass per batch).
    Each document keeps its ceil(token_fraction · units) most relevant units (at least one).
 3. **What is stored and replayed.** `replay="kept"` (the default; the paper stores only the
@@ -70,6 +71,7 @@ SELECTIONS = ("loss", "gradnorm", "craig", "random")
 ATTRIBUTIONS = ("atman", "gradxinput", "full")
 REPLAYS = ("kept", "context")
 ATMAN_SUPPRESSION = 0.9  # AtMan's f (see the module docstring)
+MANIPULATIONS = ("scores", "weights")  # AtMan's row-min-shifted score scaling (official), or the weight scaling
 
 
 def _device(model) -> torch.device:
@@ -222,11 +224,15 @@ def select_documents(scores: DocScores, unit_budget: float, method: str = "craig
 
 @torch.no_grad()
 def atman_relevance(model, codec, units: list, suppression: float = ATMAN_SUPPRESSION,
-                    batch_size: int = 64) -> np.ndarray:
+                    batch_size: int = 64, manipulation: str = "scores") -> np.ndarray:
     """Relevance of each unit: the rise of the loss on the other units when every layer's
-    attention to it is scaled by (1 − suppression) (1.0: removed). One forward pass per batch of
-    perturbed copies. Every query keeps the BOS key, which is never suppressed."""
+    attention to it is suppressed by `suppression` (f): "scores" multiplies its row-min-shifted
+    pre-softmax score by 1 − f (AtMan's official manipulation), "weights" its attention weight
+    (1.0: removed). One forward pass per batch of perturbed copies. Every query keeps the BOS key,
+    which is never suppressed."""
     assert 0 < suppression <= 1, "suppression must be in (0, 1]"
+    if manipulation not in MANIPULATIONS:
+        raise ValueError(f"unknown manipulation {manipulation!r}; choose one of {MANIPULATIONS}")
     dev = _device(model)
     with _scoring_mode(model):
         base_batch = doc_batch(codec, [units], dev)
@@ -235,13 +241,16 @@ def atman_relevance(model, codec, units: list, suppression: float = ATMAN_SUPPRE
         n = len(units) + 1  # positions of [BOS] + units; BOS (position 0) is not a candidate
         rel = np.zeros(len(units))
         positions = list(range(1, n - 1))  # the last unit is no one's context
-        bias = math.log(1 - suppression) if suppression < 1 else float("-inf")
+        if manipulation == "scores":
+            key, neutral, value = "key_scale", 1.0, 1.0 - suppression
+        else:
+            key, neutral, value = "key_bias", 0.0, math.log(1 - suppression) if suppression < 1 else float("-inf")
         for s in range(0, len(positions), batch_size):
             ps = positions[s:s + batch_size]
             batch = {k: v.expand(len(ps), *v.shape[1:]) for k, v in base_batch.items()}
-            kb = torch.zeros(len(ps), n, device=dev)
-            kb[torch.arange(len(ps)), torch.tensor(ps)] = bias
-            batch["key_bias"] = kb
+            kb = torch.full((len(ps), n), neutral, device=dev)
+            kb[torch.arange(len(ps)), torch.tensor(ps)] = value
+            batch[key] = kb
             loss = model(batch)["unit_loss"].float() * keep
             rel[[p - 1 for p in ps]] = (loss - base).sum(1).cpu().numpy()
     return rel
@@ -287,7 +296,7 @@ def build_buffer(model, codec, docs: list[tuple[str, str]], budget: float, token
                  selection: str = "craig", attribution: str = "atman", window: int = 65, seed: int = 0,
                  scores: DocScores | None = None, units: list[list] | None = None,
                  context_units: int | None = 16, replay: str = "kept", suppression: float = ATMAN_SUPPRESSION,
-                 byte_budget: int | None = None) -> list[dict]:
+                 byte_budget: int | None = None, manipulation: str = "scores") -> list[dict]:
     """Rows of the `coretokens` dataset (without model/checkpoint columns) for one buffer.
 
     budget: the share of the candidates' units the buffer trains on. With attribution "full"
@@ -296,7 +305,7 @@ def build_buffer(model, codec, docs: list[tuple[str, str]], budget: float, token
     token_fraction of each is kept. Pass `scores`/`units` to reuse one scoring pass for several
     buffers. replay: "kept" stores and replays only the kept units, "context" also the masked
     context before each kept span (context_units; None: everything before it; see `span_rows`).
-    suppression: AtMan's f.
+    suppression, manipulation: AtMan's f and how it is applied (`atman_relevance`).
     """
     if replay not in REPLAYS:
         raise ValueError(f"unknown replay {replay!r}; choose one of {REPLAYS}")
@@ -324,7 +333,8 @@ def build_buffer(model, codec, docs: list[tuple[str, str]], budget: float, token
     if full:
         spans = [[(0, len(units[i]))] for i in picked]
     elif attribution == "atman":
-        spans = [top_spans(atman_relevance(model, codec, units[i], suppression), token_fraction) for i in picked]
+        spans = [top_spans(atman_relevance(model, codec, units[i], suppression, manipulation=manipulation),
+                           token_fraction) for i in picked]
     else:
         rels = gradxinput_relevance(model, codec, [units[i] for i in picked])
         spans = [top_spans(r, token_fraction) for r in rels]

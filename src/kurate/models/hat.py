@@ -269,12 +269,13 @@ class HAT(nn.Module):
     # -- pieces shared by training and generation --
 
     def word_states(self, x: torch.Tensor, lens: torch.Tensor, key_bias: torch.Tensor | None = None,
-                    positions: torch.Tensor | None = None) -> torch.Tensor:
+                    positions: torch.Tensor | None = None, key_scale: torch.Tensor | None = None) -> torch.Tensor:
         """x (B, T, L) padded word bytes, lens (B, T) → predictive embeddings (B, T, d_model).
-        key_bias (B, T): optional attention-score bias per word in the backbone (see Transformer)."""
+        key_bias / key_scale (B, T): optional attention-score bias / scale per word in the backbone
+        (see Transformer)."""
         B, T, L = x.shape
         words = self.embed_words(x.reshape(B * T, L), lens.reshape(B * T)).view(B, T, -1)
-        return self.backbone(words, key_bias=key_bias, positions=positions)
+        return self.backbone(words, key_bias=key_bias, positions=positions, key_scale=key_scale)
 
     def embed_words(self, x: torch.Tensor, lens: torch.Tensor) -> torch.Tensor:
         """x (N, L) padded word bytes, lens (N,) → one vector per word (N, d_model), per length bucket."""
@@ -313,10 +314,10 @@ class HAT(nn.Module):
         x, lens, count = batch["bytes"], batch["lens"], batch["count"]
         B, T1, L = x.shape
         T = T1 - 1
-        kb = batch.get("key_bias")
+        kb, ks = batch.get("key_bias"), batch.get("key_scale")
         pos = batch.get("positions")  # core-tokenset replay: original positions (models/contracts.py)
         z = self.word_states(x[:, :T], lens[:, :T], None if kb is None else kb[:, :T],
-                             None if pos is None else pos[:, :T]).reshape(B * T, -1)
+                             None if pos is None else pos[:, :T], None if ks is None else ks[:, :T]).reshape(B * T, -1)
         y, ylen = x[:, 1:].reshape(B * T, L), lens[:, 1:].reshape(B * T)
         ce = self.word_nats(z, y, ylen)  # nats per target word
         n_targets = (ylen + 1).sum()

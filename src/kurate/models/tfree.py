@@ -267,19 +267,19 @@ class TFree(nn.Module):
         self.register_buffer("alpha", torch.tensor(1.0))  # softmax scale for bits/byte, see calibrate()
 
     def states(self, pat: torch.Tensor, key_bias: torch.Tensor | None = None,
-               positions: torch.Tensor | None = None) -> torch.Tensor:
+               positions: torch.Tensor | None = None, key_scale: torch.Tensor | None = None) -> torch.Tensor:
         B, T, K = pat.shape
         x = self.emb(pat.reshape(B * T, K)).view(B, T, -1)
-        return self.backbone(x, key_bias=key_bias, positions=positions)
+        return self.backbone(x, key_bias=key_bias, positions=positions, key_scale=key_scale)
 
     def forward(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         pat, count = batch["pat"], batch["count"]
         B, T1, K = pat.shape
         T, v = T1 - 1, self.cfg.vocab_rows
-        kb = batch.get("key_bias")
+        kb, ks = batch.get("key_bias"), batch.get("key_scale")
         pos = batch.get("positions")  # core-tokenset replay: original positions (models/contracts.py)
-        z = self.head(self.states(pat[:, :T], None if kb is None else kb[:, :T],
-                                  None if pos is None else pos[:, :T])).float().reshape(B * T, v)
+        z = self.head(self.states(pat[:, :T], None if kb is None else kb[:, :T], None if pos is None else pos[:, :T],
+                                  None if ks is None else ks[:, :T])).float().reshape(B * T, v)
         tgt = pat[:, 1:].reshape(B * T, K)
         on = tgt < v
         # BCE with a multi-hot target and positive weight w, sparse (module docstring), mean over N·v
