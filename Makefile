@@ -61,13 +61,17 @@ test-fast: setup
 bench: setup
 	$(BIN)/python bench/ingest.py
 	$(BIN)/python bench/minhash.py
+	$(BIN)/python bench/dedup_scale.py
 	$(BIN)/python bench/curate_vs_datatrove.py
+	$(BIN)/python bench/shard_memory.py
 	$(BIN)/python bench/jql_cpu.py
 	$(BIN)/python bench/train_cpu.py
 	$(BIN)/python bench/continual.py
 	$(BIN)/python bench/hat_effects.py --quick
 	$(BIN)/python bench/tfree_effects.py --quick
 	$(BIN)/python bench/jql_agreement.py --quick
+	$(BIN)/python bench/release_quality.py --quick
+	$(BIN)/python bench/catalog_scale.py
 
 # GPU benchmarks (random weights of the production geometry; run on a machine with a GPU)
 bench-gpu: setup

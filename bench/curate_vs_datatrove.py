@@ -14,13 +14,17 @@ Measured in this run on this machine, every side pinned to the same single CPU c
   GopherQualityFilter → C4QualityFilter → FineWebQualityFilter → ParquetWriter, run by
   LocalPipelineExecutor(tasks=1, workers=1) in a subprocess. Each filter runs with the detected
   language's tokenizer and kurate's per-language thresholds (tasks/filter_params.yaml), the way
-  FineWeb 2 runs datatrove per language. Timed around executor.run() and around the whole
-  subprocess (interpreter + imports).
+  FineWeb 2 runs datatrove per language; every C4 switch both sides have (terminal punctuation,
+  citations, javascript and policy lines, long words, lorem ipsum, curly brackets) is passed
+  through (DT_ARGS). Timed around executor.run() and around the whole subprocess (interpreter + imports).
 * kurate: tasks.curate.run_local (ingest → URL filter → language ID → the same four filters →
-  exact + MinHash dedup → committed Parquet shards), once with each extractor. kurate does
-  strictly more work (dedup, lineage rows for every reject).
+  exact + MinHash dedup → committed Parquet shards), once with each extractor (trafilatura,
+  trafilatura_fast = trafilatura's fast=True, resiliparse). kurate does strictly more work
+  (dedup, lineage rows for every reject).
 
-docs/s = input responses / wall seconds (median of --repeat). Extraction quality: on the 142
+docs/s = input responses / wall seconds (median of --repeat); docs/cpu-s = the same per CPU second of
+the run (getrusage, all threads and children), which a busy machine disturbs far less than wall time:
+on a shared box compare those. Extraction quality: on the 142
 original pages, how much of plain trafilatura's text each extractor also returns.
 """
 
@@ -46,7 +50,7 @@ REPO = Path(__file__).resolve().parents[1]
 SAMPLE = REPO.parent / "shared" / "data" / "web-sample.warc.gz"
 DT_VENV = Path("/tmp/kurate-bench-datatrove-venv")
 # lxml_html_clean: datatrove pins trafilatura<1.12, whose justext imports lxml.html.clean (split out of lxml 5.2+).
-DT_PACKAGES = ["datatrove[processing,io]", "spacy", "lxml_html_clean"]
+DT_PACKAGES = ["datatrove[processing,io]==0.10.1", "spacy", "lxml_html_clean"]
 LANGUAGES = ["de", "en", "fr"]
 URN = re.compile(rb"<urn:uuid:([0-9a-fA-F-]{36})>")
 HTTP_TYPE = re.compile(rb"(?im)^content-type:\s*([^;\r\n]+)")
@@ -66,8 +70,13 @@ DT_ARGS = {
     "gopher_repetition": {"max_dup_line_frac": "dup_line_frac", "max_dup_para_frac": "dup_para_frac",
                           "max_dup_line_char_frac": "dup_line_char_frac", "max_dup_para_char_frac": "dup_para_char_frac",
                           "max_top_ngram_char_frac": "top_n_grams", "max_dup_ngram_char_frac": "dup_n_grams"},
+    # every C4Settings switch datatrove's C4QualityFilter has (end_punctuation and policy_phrases
+    # have no counterpart: datatrove uses its own constants)
     "c4": {"min_sentences": "min_num_sentences", "min_words_per_line": "min_words_per_line",
-           "reject_lorem_ipsum": "filter_lorem_ipsum", "reject_curly_bracket": "filter_curly_bracket"},
+           "reject_lorem_ipsum": "filter_lorem_ipsum", "reject_curly_bracket": "filter_curly_bracket",
+           "require_terminal_punct": "filter_no_terminal_punct", "remove_citations": "remove_citations",
+           "max_word_length": "max_word_length", "drop_javascript_lines": "filter_javascript",
+           "drop_policy_lines": "filter_policy"},
     "fineweb": {"min_line_punct_frac": "line_punct_thr", "short_line_length": "short_line_length",
                 "max_short_line_frac": "short_line_thr", "max_dup_line_char_frac": "char_duplicates_ratio",
                 "max_new_line_ratio": "new_line_ratio"},
@@ -113,14 +122,18 @@ pipeline += [PerLanguage(classes[name], {lang: tuples(p[name]) for lang, p in ar
 pipeline.append(ParquetWriter(os.path.join(args["out"], "data")))
 executor = LocalPipelineExecutor(pipeline, tasks=1, workers=1, logging_dir=os.path.join(args["out"], "logs"),
                                  skip_completed=False)
-started = time.perf_counter()
+import resource
+def cpu():
+    return sum(getattr(resource.getrusage(who), f) for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)
+               for f in ("ru_utime", "ru_stime"))
+started, cpu_started = time.perf_counter(), cpu()
 stats = executor.run()
-seconds = time.perf_counter() - started
+seconds, cpu_seconds = time.perf_counter() - started, cpu() - cpu_started
 steps = [{"name": s.name, "seconds": s.time_stats.total,
           **{k: v.total for k, v in s.stats.items() if k in ("total", "forwarded", "dropped")}} for s in stats.stats]
 from importlib.metadata import version
 with open(args["result"], "w") as f:
-    json.dump({"seconds": seconds, "steps": steps, "datatrove": version("datatrove"), "trafilatura": version("trafilatura")}, f)
+    json.dump({"seconds": seconds, "cpu": cpu_seconds, "steps": steps, "datatrove": version("datatrove"), "trafilatura": version("trafilatura")}, f)
 '''
 
 
@@ -198,9 +211,11 @@ def datatrove_params() -> dict:
     for lang in LANGUAGES:
         merged = {name: {**table.get("default", {}).get(name, {}), **table.get(lang, {}).get(name, {})} for name in DT_ARGS}
         params[lang] = {name: {DT_ARGS[name][k]: v for k, v in keys.items() if k in DT_ARGS[name]} for name, keys in merged.items()}
-        # FineWeb's C4 variant drops no lines for missing terminal punctuation (kurate: frac 0.0).
-        params[lang]["c4"]["filter_no_terminal_punct"] = bool(merged["c4"].get("min_terminal_punct_line_frac", 0.0))
-        params[lang]["gopher_quality"]["stop_words"] = list(params[lang]["gopher_quality"].get("stop_words") or [])
+        stop_words = params[lang]["gopher_quality"].get("stop_words")
+        if stop_words:
+            params[lang]["gopher_quality"]["stop_words"] = list(stop_words)
+        else:  # kurate skips the check without a list; datatrove would use its English default
+            params[lang]["gopher_quality"]["min_stop_words"] = 0
     return params
 
 
@@ -225,7 +240,7 @@ def run_datatrove(warc: Path, work: Path, repeat: int) -> dict:
         runs.append({**json.loads(Path(args["result"]).read_text()), "total": total})
         shutil.rmtree(out)
     best = sorted(runs, key=lambda r: r["seconds"])[len(runs) // 2]
-    return {**best, "total": statistics.median(r["total"] for r in runs)}
+    return {**best, "total": statistics.median(r["total"] for r in runs), "cpu": statistics.median(r["cpu"] for r in runs)}
 
 
 def import_kurate(wait_s: float = 40 * 60, poll_s: float = 60):
@@ -249,12 +264,13 @@ def import_kurate(wait_s: float = 40 * 60, poll_s: float = 60):
 def run_kurate(warc: Path, work: Path, extractor: str, repeat: int) -> dict:
     run_local, IngestConfig, QualityConfig, DedupConfig = import_kurate()
     quality = QualityConfig.model_validate({"language": {"keep": LANGUAGES, "min_score": 0.65}})
-    times, result = [], None
+    times, cpu, result = [], [], None
     for i in range(repeat):
         root = work / f"kurate-{extractor}-{i}"
-        started = time.perf_counter()
+        started, cpu_started = time.perf_counter(), cpu_seconds()
         result = run_local([str(warc)], str(root), ingest=IngestConfig(extractor=extractor), quality=quality, dedup=DedupConfig())
         times.append(time.perf_counter() - started)
+        cpu.append(cpu_seconds() - cpu_started)
         shutil.rmtree(root)
     reasons = result["filtered"][0].reasons
     def rejected(kind):
@@ -263,8 +279,16 @@ def run_kurate(warc: Path, work: Path, extractor: str, repeat: int) -> dict:
     unread = sum(n for r, n in reasons.items() if r in INGEST_REASONS - {"extract_error", "empty_text"})
     extracted = records - rejected("ingest")
     after_language = extracted - rejected("url") - rejected("language")
-    return {"seconds": statistics.median(times), "funnel": [records - unread, extracted, after_language,
+    return {"seconds": statistics.median(times), "cpu": statistics.median(cpu), "funnel": [records - unread, extracted, after_language,
                                                             result["filtered"][0].kept, result["final"][0].kept]}
+
+
+def cpu_seconds() -> float:
+    """CPU time of this process, all threads (DuckDB's too), and of children it waited for."""
+    import resource
+
+    return sum(getattr(resource.getrusage(who), f) for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)
+               for f in ("ru_utime", "ru_stime"))
 
 
 def reason_kind(reason: str) -> str:
@@ -299,11 +323,13 @@ def extraction_quality() -> list[tuple]:
     reference = [trafilatura.extract(html, url=url, include_comments=False) or "" for url, html in pages]
     candidates = {
         "kurate trafilatura": lambda url, html: extract_text(html, "trafilatura", url),
+        "kurate trafilatura_fast": lambda url, html: extract_text(html, "trafilatura_fast", url),
         "kurate resiliparse": lambda url, html: extract_text(html, "resiliparse", url),
         "trafilatura favor_precision (datatrove's default)":
             lambda url, html: trafilatura.extract(html, url=url, include_comments=False, favor_precision=True) or "",
     }
-    rows = [("trafilatura.extract (reference)", len(pages), sum(not r.strip() for r in reference), 1.0, 1.0, 1.0, 0.0, None)]
+    rows = [("trafilatura.extract (reference)", len(pages), sum(not r.strip() for r in reference), 1.0, 1.0, 1.0, 0.0, None,
+             len(pages))]
     for name, fn in candidates.items():
         started = time.perf_counter()
         texts = [fn(url, html) for url, html in pages]
@@ -317,8 +343,9 @@ def extraction_quality() -> list[tuple]:
             recalls.append(sum(line in got_text for line in ref_lines) / len(ref_lines))
             ratios.append(len(got_text) / len(ref_text))
             extras.append(sum(line not in ref_text for line in got_lines) / len(got_lines) if got_lines else 0.0)
+        identical = sum(_lines(ref) == _lines(got) for ref, got in zip(reference, texts))
         rows.append((name, len(pages), sum(not t.strip() for t in texts), statistics.mean(recalls),
-                     statistics.median(recalls), statistics.median(ratios), statistics.mean(extras), ms))
+                     statistics.median(recalls), statistics.median(ratios), statistics.mean(extras), ms, identical))
     return rows
 
 
@@ -338,19 +365,24 @@ def main() -> None:
         rows = []
         if not args.skip_datatrove:
             dt = run_datatrove(warc, work, args.repeat)
-            rows.append((f"datatrove {dt['datatrove']} + trafilatura {dt['trafilatura']}", dt["seconds"], datatrove_funnel(dt["steps"])))
-            rows.append(("  same, incl. interpreter + imports", dt["total"], None))
-        for extractor in ("trafilatura", "resiliparse"):
+            rows.append((f"datatrove {dt['datatrove']} + trafilatura {dt['trafilatura']}", dt["seconds"], dt["cpu"],
+                         datatrove_funnel(dt["steps"])))
+            rows.append(("  same, incl. interpreter + imports", dt["total"], None, None))
+        for extractor in ("trafilatura", "trafilatura_fast", "resiliparse"):
             kr = run_kurate(warc, work, extractor, args.repeat)
-            rows.append((f"kurate + {extractor}" + (f" {version('trafilatura')}" if extractor == "trafilatura" else ""),
-                         kr["seconds"], kr["funnel"]))
+            rows.append((f"kurate + {extractor}" + (f" {version('trafilatura')}" if extractor.startswith("trafilatura") else ""),
+                         kr["seconds"], kr["cpu"], kr["funnel"]))
         base = docs / rows[0][1] if not args.skip_datatrove else None
-        print(f"{'curate, one core':<42} {'seconds':>8} {'docs/s':>8} {'vs dt':>6}  {'html in':>8}  {'text':>8}  "
+        cpu_base = docs / rows[0][2] if not args.skip_datatrove else None
+        print(f"{'curate, one core':<42} {'seconds':>8} {'docs/s':>8} {'vs dt':>6} {'cpu s':>7} {'docs/cpu-s':>10} {'vs dt':>6}  "
+              f"{'html in':>8}  {'text':>8}  "
               f"{'lang ok':>8}  {'filt ok':>8}  {'dedup ok':>8}")
-        for name, seconds, funnel in rows:
+        for name, seconds, cpu, funnel in rows:
             ratio = f"{docs / seconds / base:>5.2f}x" if base else f"{'-':>6}"
+            cpu_cols = f"{cpu:>7.1f} {docs / cpu:>10.1f} " + (f"{docs / cpu / cpu_base:>5.2f}x" if cpu_base else f"{'-':>6}") \
+                if cpu else f"{'':>7} {'':>10} {'':>6}"
             counts = "  ".join(f"{'-' if c is None else c:>8}" for c in funnel) if funnel else ""
-            print(f"{name:<42} {seconds:>8.2f} {docs / seconds:>8.1f} {ratio}  {counts}")
+            print(f"{name:<42} {seconds:>8.2f} {docs / seconds:>8.1f} {ratio} {cpu_cols}  {counts}")
         print("columns after it: documents reaching the extractor, with text, passing language ID, passing the four\n"
               "filters, after kurate's exact + MinHash dedup (the datatrove pipeline has none). datatrove pins\n"
               "trafilatura<1.12; kurate runs 2.x with the same options (no precision mode, no cross-doc dedup).")
@@ -360,12 +392,15 @@ def main() -> None:
         print()
         quality = extraction_quality()
         print(f"extraction quality on {quality[0][1]} HTML 200 pages of {SAMPLE.name} (reference: trafilatura.extract, no comments)")
-        print(f"{'extractor':<52} {'empty':>5} {'recall mean':>11} {'median':>7} {'len ratio':>9} {'extra lines':>11} {'ms/page':>8}")
-        for name, _, empty, mean, median, ratio, extra, ms in quality:
-            print(f"{name:<52} {empty:>5} {mean:>11.3f} {median:>7.3f} {ratio:>9.2f} {extra:>11.3f} {'-' if ms is None else f'{ms:.1f}':>8}")
+        print(f"{'extractor':<52} {'empty':>5} {'recall mean':>11} {'median':>7} {'len ratio':>9} {'extra lines':>11} "
+              f"{'ms/page':>8} {'identical':>9}")
+        for name, _, empty, mean, median, ratio, extra, ms, identical in quality:
+            print(f"{name:<52} {empty:>5} {mean:>11.3f} {median:>7.3f} {ratio:>9.2f} {extra:>11.3f} "
+                  f"{'-' if ms is None else f'{ms:.1f}':>8} {identical:>9}")
         resiliparse = next(q for q in quality if q[0] == "kurate resiliparse")
         default = "resiliparse" if resiliparse[3] >= 0.95 and resiliparse[6] <= 0.2 else "trafilatura"
-        print("recall = share of the reference's lines found in the output; extra lines = share of output lines not in the reference.")
+        print("recall = share of the reference's lines found in the output; extra lines = share of output lines not in the reference;\n"
+              "identical = pages whose text (lines, whitespace-normalised) equals the reference's.")
         print(f"default extractor the numbers support: {default} (resiliparse would need mean recall ≥ 0.95 and ≤ 20% extra lines)")
     finally:
         shutil.rmtree(work, ignore_errors=True)

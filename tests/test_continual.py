@@ -452,7 +452,7 @@ def test_kurate_continual_end_to_end(prefect_server, continual_root):
     assert (Path(continual_root) / "checkpoints" / "continual-bpe" / "checkpoint" / "model.safetensors").exists()
     # a re-run reuses the committed buffer and resumes the finished run
     again = subprocess.run(args, env=env, capture_output=True, text=True, timeout=600)
-    assert again.returncode == 0 and "already committed" in again.stdout + again.stderr
+    assert again.returncode == 0 and "already committed" in again.stdout + again.stderr, again.stdout[-3000:] + again.stderr[-3000:]
     assert len(cat.query(f"select id {mine}").to_pylist()) == len(buf)
 
 
@@ -476,3 +476,92 @@ def test_continual_flow_submits_a_ray_job_once(prefect_server, continual_root, r
     again = continual_flow(config)
     assert again["job"] == result["job"] and again["steps"] == 3
     assert [j.submission_id for j in JobSubmissionClient(ray_head).list_jobs()] == [result["job"]]
+
+
+@pytest.fixture(scope="module")
+def release_root(tmp_path_factory):
+    """Release `r`: v1 = German curated documents, on which a tiny BPE was trained (run demo-v1, train.data
+    r@v1); v2 = v1 plus English ones."""
+    from kurate.flows.config import load_config
+    from kurate.flows.train import run_training
+    from kurate.release.config import ReleaseConfig, ReleaseSource
+    from kurate.release.publish import build_release
+
+    root = str(tmp_path_factory.mktemp("continual-release") / "root")
+    de, en = german_paragraphs(160, seed=21), _english(120, seed=22)
+    with ShardStore(root).open_unit(UnitKey("curate", "de.warc.gz", "t"), ["curated", "rejects"]) as unit:
+        unit.write("curated", pa.Table.from_pylist([{"id": f"de{i:04d}", "text": t, "language": "de"}
+                                                    for i, t in enumerate(de)], schema=CURATED))
+    release = ReleaseConfig(name="r", sources=[ReleaseSource(dataset="curated")], validation_fraction=0.15)
+    assert build_release(root, release).version == 1
+    torch.set_num_threads(1)
+    config = load_config(None, [], {"root": root, "train": {"name": "demo-v1", "model": "bpe", "data": {"release": "r", "version": 1},
+                                                            "overrides": {"seq_len": 32, "batch_size": 4, "max_steps": 12,
+                                                                          "warmup_steps": 2, "log_every": 0, "model_options": {
+                                                                              "vocab_size": 400, "d_model": 64, "n_layer": 1,
+                                                                              "n_head": 2}}}})
+    run_training(root, config.train)
+    with ShardStore(root).open_unit(UnitKey("curate", "en.warc.gz", "t"), ["curated", "rejects"]) as unit:
+        unit.write("curated", pa.Table.from_pylist([{"id": f"en{i:04d}", "text": t, "language": "en"}
+                                                    for i, t in enumerate(en)], schema=CURATED))
+    assert build_release(root, release).version == 2
+    return root, config.train
+
+
+def _release_config(root: str, train, **continual):
+    from kurate.flows.config import load_config
+
+    return load_config(None, [], {"root": root, "train": train.model_dump(mode="json"), "continual": {
+        "name": "cont", "budget": 0.05, "eval_batches": 2,
+        "overrides": {"max_steps": 5, "warmup_steps": 1, "log_every": 0, "checkpoint_every": 2}, **continual}})
+
+
+def test_continual_on_two_release_versions_records_its_lineage(release_root):
+    """old = r@v1 (replay candidates, the checkpoint's data), new = what v2 adds; metrics and trained_on are
+    committed per segment, the held-out figures on the last row; trained_on ⊆ v2."""
+    from kurate.flows.continual import run_continual
+    from kurate.models.checkpoint import checkpoint_info
+
+    root, train = release_root
+    result = run_continual(_release_config(root, train, data={"release": "r", "old_version": 1, "new_version": "latest"}))
+    assert (result["release"], result["version"], result["old_version"]) == ("r", 2, 1)
+    assert result["new_bpb_after"] < result["new_bpb_before"]  # it learnt the new (English) documents
+    cat = Catalog(root)
+    v1 = set(cat.query("select id from release_documents where name = 'r' and version = 1 and split = 'train'").column("id").to_pylist())
+    v2 = set(cat.query("select id from release_documents where name = 'r' and version = 2").column("id").to_pylist())
+    buffer = cat.query("select id, source from coretokens where source = 'r@v1'").to_pylist()
+    assert buffer and {r["id"] for r in buffer} <= v1
+    trained = cat.query("select release, version, id, first_step, checkpoint_step from trained_on where run = 'cont-bpe'").to_pylist()
+    ids = [r["id"] for r in trained]
+    assert len(ids) == len(set(ids)) and set(ids) <= v2 and {(r["release"], r["version"]) for r in trained} == {("r", 2)}
+    new = {i for i in ids if i not in v1}
+    assert new and all(i.startswith("en") for i in new)  # new data: what v2 adds
+    assert {r["id"] for r in buffer} & set(ids)  # the replayed documents are in trained_on too
+    assert all(r["first_step"] <= r["checkpoint_step"] for r in trained)
+    steps = cat.query("select step, metrics from metrics where run = 'cont-bpe' order by step").to_pylist()
+    assert [r["step"] for r in steps] == [1, 2, 3, 4, 5] and "old_bits_per_byte" in steps[-1]["metrics"]
+    units = sorted(m.unit.split("-train-")[0] for m in ShardStore(root).manifests("train-cont-bpe"))
+    assert units == ["cont-bpe-steps-0000001-0000002", "cont-bpe-steps-0000003-0000004", "cont-bpe-steps-0000005-0000005"]
+    assert checkpoint_info(result["checkpoint"])["data"]["version"] == 2
+    assert not (Path(root) / "checkpoints" / "cont-bpe" / "final-segment.json").exists()
+    # a re-run resumes the finished run: nothing is committed twice
+    run_continual(_release_config(root, train, data={"release": "r", "old_version": 1, "new_version": 2}))
+    assert cat.query("select count(*) n from trained_on where run = 'cont-bpe'").to_pylist() == [{"n": len(ids)}]
+
+
+def test_continual_refuses_a_checkpoint_of_another_version(release_root):
+    from kurate.errors import PreconditionError
+    from kurate.flows.continual import run_continual
+
+    root, train = release_root
+    with pytest.raises(PreconditionError, match="trained on release r@v1"):
+        run_continual(_release_config(root, train, name="wrong", data={"release": "r", "old_version": 2}))
+
+
+def test_continual_release_reference_parses():
+    from kurate.flows.config import ContinualData
+
+    assert ContinualData.parse("r@v1..v3").model_dump() == {"release": "r", "old_version": 1, "new_version": 3, "new_only": True}
+    assert ContinualData.parse("r@v2..").new_version == ContinualData.parse("r@v2..latest").new_version == "latest"
+    with pytest.raises(ValueError):
+        ContinualData.parse("r@v2")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 
+import pyarrow.parquet as pq
 import pytest
 
 from kurate.demo.pages import DemoPage, demo_pages
@@ -173,3 +174,32 @@ def test_quotes_in_paths_and_values_never_reach_the_sql(tmp_path, demo_warc):
     catalog = Catalog(str(root))
     assert catalog.query("select count(*) n from curated where source = ?", [str(shard)]).to_pylist()[0]["n"] > 0
     assert catalog.query("select count(*) n from curated where url = $url", {"url": "x' or '1'='1"}).to_pylist() == [{"n": 0}]
+
+
+def test_tiny_batches_commit_exactly_the_rows_of_one_batch(tmp_path, demo_warc):
+    """Filter and finalize stream a shard ``ingest.batch_rows`` rows at a time: with batches of 1 and 3
+    rows (many row groups, dedup decisions spread over many batches) the committed rows, reasons and
+    counts are those of one batch holding the whole shard."""
+    path, manifest = demo_warc
+    copy = tmp_path / "copy-of-demo.warc.gz"  # the same records again: every document a duplicate of one in `path`
+    copy.write_bytes(path.read_bytes())
+
+    def curate(batch_rows: int):
+        root = tmp_path / f"batch-{batch_rows}"
+        ingest = IngestConfig(extractor="resiliparse", batch_rows=batch_rows)
+        result = run_local([str(path), str(copy)], str(root), ingest, QUALITY)
+        tables = {name: _rows(root, f"select * from {name} order by all") for name in ("curated", "rejects")}
+        counts = [(r.input, r.records, r.kept, r.rejected, r.reasons) for r in result["filtered"] + result["final"]]
+        row_groups = sum(pq.ParquetFile(f).num_row_groups for f in (root / "staged").glob("*.parquet"))
+        return tables, counts, row_groups, ShardStore(str(root)).current_manifests("curate")
+
+    whole, whole_counts, whole_groups, _ = curate(100_000)
+    for batch_rows in (1, 3):
+        tables, counts, row_groups, manifests = curate(batch_rows)
+        assert row_groups > whole_groups  # the tiny batches really were many
+        assert counts == whole_counts
+        assert tables == whole
+    records = manifest.responses + manifest.malformed
+    assert len(whole["curated"]) + len(whole["rejects"]) == 2 * records and whole["curated"]
+    assert {r["stage"] for r in whole["rejects"]} >= {"ingest", "language", "dedup"}
+    assert len(manifests) == 2  # both inputs finalized, each once

@@ -7,10 +7,13 @@ import time
 import duckdb
 import fsspec
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute  # noqa: F401 - pa.compute
 import pyarrow.parquet as pq
 import pytest
 
 from kurate.tasks.dedup import DUPLICATE_SCHEMA, SIGNATURE_SCHEMA, find_duplicates, signature_table
+from kurate.tasks.dedup_partitioned import find_duplicates_partitioned
 from kurate.tasks.minhash import MinHasher, exact_hash, jaccard_estimate
 
 ARTICLE_DE = """Neue Radwege für die Innenstadt
@@ -274,3 +277,123 @@ def test_synthetic_corpus_across_four_files(tmp_path):
     print(f"recall {recall:.4f} precision {precision:.4f} dedup {seconds:.2f}s")
     assert recall >= 0.9 and precision >= 0.95, (recall, precision)
     assert seconds < 10, seconds
+
+
+# --- partitioned dedup (tasks/dedup_partitioned.py) must decide exactly as find_duplicates -------------
+
+
+def random_signature_files(tmp_path, seed: int, n_docs: int = 600, n_files: int = 5, n_ref_files: int = 2) -> dict:
+    """Random signatures with planted exact duplicates, near duplicates, chains (A≈B≈C, A≉C), tied ranks,
+    repeated ids, reference files (one of them also given as new) and excluded reference ranks."""
+    rng = np.random.default_rng(seed)
+    hasher = MinHasher()
+    width = hasher.config.num_perm
+    minhash = rng.integers(0, 2**32, (n_docs, width), dtype=np.uint64).astype(np.uint32)
+    exact = rng.integers(0, 2**63, n_docs, dtype=np.uint64)
+    for i in rng.choice(n_docs, n_docs // 3, replace=False):  # near or exact copies of an earlier document
+        j = int(rng.integers(0, n_docs))
+        minhash[i] = minhash[j]
+        kind = rng.random()
+        if kind < 0.3:
+            exact[i] = exact[j]  # exact duplicate
+        else:
+            changed = rng.choice(width, int(rng.integers(0, 30)), replace=False)
+            minhash[i, changed] = rng.integers(0, 2**32, len(changed), dtype=np.uint64).astype(np.uint32)
+    for start in rng.choice(n_docs - 3, 10, replace=False):  # chains: each step ~0.87, ends ~0.75
+        for k in (1, 2):
+            minhash[start + k] = minhash[start + k - 1]
+            changed = rng.choice(width, 14, replace=False)
+            minhash[start + k, changed] = rng.integers(0, 2**32, 14, dtype=np.uint64).astype(np.uint32)
+    bands = hasher.band_keys(minhash)
+    ids = [f"d{int(x):04d}" for x in rng.integers(0, int(n_docs * 0.9), n_docs)]  # some ids repeat
+    ranks = [f"r{int(x):03d}" for x in rng.integers(0, n_docs // 2, n_docs)]  # many ties
+    owner = rng.integers(0, n_files + n_ref_files, n_docs)
+
+    def table(rows):
+        offsets = pa.array(np.arange(0, (len(rows) + 1) * width, width, dtype=np.int32))
+        band_offsets = pa.array(np.arange(0, (len(rows) + 1) * bands.shape[1], bands.shape[1], dtype=np.int32))
+        return pa.Table.from_arrays([
+            pa.array([ids[i] for i in rows], pa.string()), pa.array([ranks[i] for i in rows], pa.string()),
+            pa.array(exact[rows], pa.uint64()),
+            pa.ListArray.from_arrays(offsets, pa.array(minhash[rows].reshape(-1), pa.uint32())),
+            pa.ListArray.from_arrays(band_offsets, pa.array(bands[rows].reshape(-1), pa.uint64())),
+        ], schema=SIGNATURE_SCHEMA)
+
+    paths = []
+    for f in range(n_files + n_ref_files):
+        rows = np.flatnonzero(owner == f)
+        path = tmp_path / f"sig-{seed}-{f}.parquet"
+        pq.write_table(table(rows), path, row_group_size=64)
+        paths.append(str(path))
+    new, ref = paths[:n_files], paths[n_files:] + paths[:1]  # the first new file is also a reference
+    dropped_ranks = sorted(set(ranks[i] for i in np.flatnonzero(owner >= n_files)))[::4]
+    exclude = tmp_path / f"dropped-{seed}.parquet"
+    pq.write_table(pa.Table.from_pylist([{"id": "x", "rank": r, "duplicate_of": "y", "kind": "exact", "similarity": 1.0}
+                                         for r in dropped_ranks], schema=DUPLICATE_SCHEMA), exclude)
+    return {"new": new, "ref": ref, "exclude": [str(exclude)]}
+
+
+@pytest.mark.parametrize("partitions,seed", [(1, 1), (2, 2), (3, 3), (7, 4)])
+def test_partitioned_equals_single_process(tmp_path, partitions, seed):
+    files = random_signature_files(tmp_path, seed)
+    for refs in (False, True):
+        kwargs = {"reference_exclude": files["exclude"]} if refs else {}
+        args = (files["new"], files["ref"] if refs else [])
+        expected = find_duplicates(*args, **kwargs)
+        kinds = set(expected.column("kind").to_pylist())
+        assert kinds == {"exact", "near"} and expected.num_rows > 50
+        assert find_duplicates_partitioned(*args, partitions=partitions, **kwargs).equals(expected), refs
+
+
+def test_partitioned_switches_threshold_and_chains(tmp_path):
+    files = random_signature_files(tmp_path, 4)
+    args = (files["new"], files["ref"])
+    for options in ({"exact": False}, {"fuzzy": False}, {"threshold": 0.7}, {"threshold": 0.95}):
+        expected = find_duplicates(*args, **options)
+        assert expected.num_rows > 0
+        assert find_duplicates_partitioned(*args, partitions=3, **options).equals(expected), options
+    # chains: some near duplicates are further from their winner than the threshold, as in find_duplicates
+    result = find_duplicates(*args)
+    near = result.filter(pa.compute.equal(result.column("kind"), "near"))
+    assert pa.compute.min(near.column("similarity")).as_py() < 0.8
+    assert find_duplicates_partitioned([], partitions=2).equals(DUPLICATE_SCHEMA.empty_table())
+    empty = tmp_path / "empty.parquet"  # a shard whose documents were all filtered out
+    pq.write_table(SIGNATURE_SCHEMA.empty_table(), empty)
+    for new in ([str(empty)], [str(empty), *files["new"]]):
+        assert find_duplicates_partitioned(new, files["ref"], partitions=2).equals(find_duplicates(new, files["ref"]))
+    with pytest.raises(ValueError, match="threshold"):
+        find_duplicates_partitioned(*args, threshold=1.5)
+
+
+def test_how_dedup_is_split_is_not_in_the_unit_hash():
+    from kurate.tasks.curate import CurateHashes, DedupConfig
+    from kurate.tasks.ingest import IngestConfig
+    from kurate.tasks.quality import QualityConfig
+
+    base = CurateHashes.of(IngestConfig(), QualityConfig(), DedupConfig())
+    split = DedupConfig(partitions=5, docs_per_task=10, task_memory_mb=256)
+    assert set(DedupConfig.SCALING) == {"partitions", "docs_per_task", "task_memory_mb"}
+    assert CurateHashes.of(IngestConfig(), QualityConfig(), split) == base
+
+
+@pytest.mark.e2e
+def test_partitioned_on_ray_tasks_equals_single_process(tmp_path, ray_local):
+    """Through the flow's own task runner (flows/curate.py: dedup tasks as Ray tasks via run_per_shard)."""
+    from kurate.flows.config import PipelineConfig
+    from kurate.flows.curate import _dedup_tasks
+
+    files = random_signature_files(tmp_path, 5)
+    config = PipelineConfig(root=str(tmp_path / "root"))
+    assert config.ray.executor == "ray"
+    steps = []
+
+    def on_ray(fn, items, args):
+        steps.append((fn.__name__, len(items)))
+        return _dedup_tasks(config)(fn, items, args)
+
+    expected = find_duplicates(files["new"], files["ref"], reference_exclude=files["exclude"])
+    found = find_duplicates_partitioned(files["new"], files["ref"], reference_exclude=files["exclude"], partitions=2,
+                                        scratch=str(tmp_path / "scratch"), fs=fsspec.filesystem("file"), map_tasks=on_ray)
+    assert found.equals(expected)
+    assert [s for s, _ in steps][:4] == ["exact_task", "lsh_task", "verify_task", "components_task"]
+    assert (tmp_path / "scratch" / "pairs-1.parquet").exists()

@@ -23,7 +23,7 @@ def _curate(path, root, **ingest):
     return run_local([str(path)], root, IngestConfig(**ingest), ALL_LANGUAGES)
 
 
-@pytest.mark.parametrize("extractor", ["trafilatura", "resiliparse"])
+@pytest.mark.parametrize("extractor", ["trafilatura", "trafilatura_fast", "resiliparse"])
 def test_every_record_ends_in_curated_or_rejects(tmp_path, demo_warc, extractor):
     path, manifest = demo_warc
     root = str(tmp_path / "root")

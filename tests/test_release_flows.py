@@ -26,10 +26,11 @@ def _config(root: str, stages: list[str]):
                                   "train": {"model": "bpe", "overrides": TINY, "data": {"release": "default"}}})
 
 
-def _train_runs(deployment_id) -> list:
+def _train_runs(deployment_id, root: str | None = None) -> list:
+    """The deployment's flow runs (on ``root``: the session's server keeps other tests' runs of the same deployment)."""
     with get_client(sync_client=True) as client:
         runs = client.read_flow_runs(deployment_filter=DeploymentFilter(id=DeploymentFilterId(any_=[deployment_id])))
-    return sorted(runs, key=lambda r: r.created)
+    return sorted((r for r in runs if root is None or r.parameters["config"]["root"] == root), key=lambda r: r.created)
 
 
 def _poll(found, timeout_s: float = 120.0, poll_s: float = 1.0):
@@ -71,7 +72,7 @@ def test_publishing_a_release_starts_a_train_run(prefect_server, tmp_path):
     # the server loads a new automation as it commits it; the bounded poll covers a slow event path
     published = release(config)
     assert published["created"] and published["version"] == 1
-    runs = _poll(lambda: _train_runs(deployment_id))
+    runs = _poll(lambda: _train_runs(deployment_id, root))
     assert len(runs) == 1, "publishing the release made no train flow run"
     first = runs[0].parameters["config"]
     assert first["train"]["data"] == {"release": "default", "version": 1} and first["train"]["name"] == "demo-v1"
@@ -79,13 +80,13 @@ def test_publishing_a_release_starts_a_train_run(prefect_server, tmp_path):
 
     # the same config and inputs: no new version, no event, no second run
     assert release(config)["created"] is False
-    assert not _poll(lambda: len(_train_runs(deployment_id)) > 1, timeout_s=10), "re-publishing made a second run"
+    assert not _poll(lambda: len(_train_runs(deployment_id, root)) > 1, timeout_s=10), "re-publishing made a second run"
 
     # a new version trains its own run on that version (not v1's finished checkpoint, not "latest")
     commit_curated(root, "b", [{"id": "new-doc", "text": "Ein ganz neuer Text über den Markt in Köln.", "language": "de"}])
     assert release(config)["version"] == 2
-    _poll(lambda: len(_train_runs(deployment_id)) >= 2)
-    runs = _train_runs(deployment_id)
+    _poll(lambda: len(_train_runs(deployment_id, root)) >= 2)
+    runs = _train_runs(deployment_id, root)
     assert len(runs) == 2, f"publishing v2 made {len(runs) - 1} more train flow runs, expected one"
     second = runs[1].parameters["config"]
     assert second["train"]["data"] == {"release": "default", "version": 2} and second["train"]["name"] == "demo-v2"
@@ -143,3 +144,41 @@ def test_cli_release_export_and_jsonl_query(prefect_server, tmp_path):
     rows = runner.invoke(app, ["query", "select name, version, documents from releases order by name", "--root", root, "-f", "jsonl"])
     assert [json.loads(line) for line in rows.output.splitlines()] == [
         {"name": "default", "version": 1, "documents": 26}, {"name": "german", "version": 1, "documents": 20}]
+
+
+def test_a_second_release_version_starts_one_continual_run(prefect_server, tmp_path):
+    """v1 starts a train run and no continual run; an unchanged re-publish starts neither; v2 starts
+    exactly one continual run: old = v1 (the v1 train run's checkpoint), new = v2."""
+    from kurate.flows.config import PipelineConfig
+    from kurate.flows.deployments import build_deployments
+    from kurate.flows.release import release
+    from test_release import commit_curated
+
+    root = scored_root(tmp_path / "root")
+    config = _config(root, ["release", "train", "continual"])
+    served = {d.name: d for d in build_deployments(config)}
+    train_id, continual_id = served["served-train"].apply(), served["served-continual"].apply()
+
+    assert release(config)["version"] == 1
+    # the train run shows the event went through the triggers; the continual trigger did not answer v1
+    assert len(_poll(lambda: _train_runs(train_id, root))) == 1
+    assert _train_runs(continual_id, root) == [], "publishing v1 started a continual run"
+    assert release(config)["created"] is False
+    assert not _poll(lambda: _train_runs(continual_id, root), timeout_s=10), "re-publishing v1 started a continual run"
+
+    commit_curated(root, "b", [{"id": "new-doc", "text": "Ein ganz neuer Text über den Markt in Köln.", "language": "de"}])
+    assert release(config)["version"] == 2
+    _poll(lambda: _train_runs(continual_id, root))
+    _poll(lambda: len(_train_runs(train_id, root)) >= 2)  # v2's own train run: the event was answered by both triggers
+    assert not _poll(lambda: len(_train_runs(continual_id, root)) > 1, timeout_s=5)
+    runs = _train_runs(continual_id, root)
+    assert len(runs) == 1, f"publishing v2 started {len(runs)} continual runs, expected one"
+    triggered = runs[0].parameters["config"]
+    assert triggered["continual"]["data"] == {"release": "default", "old_version": 1, "new_version": 2, "new_only": True}
+    assert triggered["continual"]["name"] == "continual-v2" and triggered["train"]["name"] == "demo-v1"
+    parsed = PipelineConfig.model_validate(triggered)
+    from kurate.flows.continual import checkpoint_of
+
+    # it continues the checkpoint of v1's train run (the one the v1 event started)
+    v1_train = _train_runs(train_id, root)[0].parameters["config"]
+    assert checkpoint_of(parsed) == str(Path(PipelineConfig.model_validate(v1_train).train.run_dir(root)) / "checkpoint")

@@ -168,7 +168,6 @@ FLOW_COMMANDS = {"run", "curate", "annotate", "distill", "score", "synthesize", 
 
 def _run(command: str, action: Callable[[], T]) -> T:
     """Run a stage; any failure ends in one line (``kurate.errors.explain``) and its exit code."""
-    from kurate.flows.config import ConfigError
     from kurate.flows.watchdog import start_watchdog
 
     if not _options["debug"]:
@@ -185,7 +184,10 @@ def _run(command: str, action: Callable[[], T]) -> T:
     except Exception as exc:  # noqa: BLE001 - the one place a failure becomes a message
         if _options["debug"]:
             traceback.print_exception(exc, file=sys.stderr)
-        if isinstance(exc, ConfigError):
+        # flows.config loads torch (via the JQL heads): only a command that read a config can raise its
+        # ConfigError, and `kurate query`/`status` must not pay seconds of imports to find out
+        config = sys.modules.get("kurate.flows.config")
+        if config is not None and isinstance(exc, config.ConfigError):
             _fail(f"kurate {command}: {exc}")
         failure = explain(exc)
         _drain_prefect()
@@ -420,6 +422,8 @@ def continual(
     checkpoint: Optional[Path] = typer.Option(None, "--checkpoint", exists=True, file_okay=False,
                                               help="Checkpoint to continue (default: the train stage's)."),
     new: Optional[str] = typer.Option(None, "--new", help="Dataset with the new data, e.g. synthetic or curated."),
+    release_ref: Optional[str] = typer.Option(None, "--release", help="Old and new version of a release: NAME@vOLD..vNEW "
+                                              "or NAME@vOLD..latest (replay candidates from vOLD, new data from vNEW)."),
     budget: Optional[float] = typer.Option(None, "--budget", help="Share of the old data's units the replay buffer trains on (0.01 = 1%)."),
     compare: bool = typer.Option(False, "--compare", help="Also run the baselines: no replay, random and full-document coresets."),
     config: Optional[Path] = typer.Option(None, "--config", "-c", exists=True, dir_okay=False, help="YAML config to start from."),
@@ -432,6 +436,13 @@ def continual(
             given["continual"][key] = value
     if compare:
         given["continual"]["compare"] = True
+    if release_ref is not None:
+        from kurate.flows.config import ContinualData
+
+        try:
+            given["continual"]["data"] = ContinualData.parse(release_ref).model_dump(mode="json")
+        except ValueError as exc:
+            _fail(f"--release {release_ref!r}: expected NAME@vOLD..vNEW ({exc.__class__.__name__})")
     cfg = _load(config, set_, given)
     _preflight("continual", cfg, ["continual"])
     from kurate.flows.continual import continual_local
@@ -522,6 +533,26 @@ def status(
 
     described = _run("status", lambda: root_status(root, _storage_options(config)))  # no root: NoRoot, an input error
     for line in render(described):
+        typer.echo(line)
+
+
+@app.command()
+def vacuum(
+    root: str = typer.Option(..., "--root", "-r", help="The root to clean."),
+    older_than_days: float = typer.Option(7.0, "--older-than-days", min=0,
+                                          help="Remove a superseded generation only once its successor committed this many days ago, "
+                                               "and an orphaned file only once it is this old (never younger than 10 minutes)."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Print what would be removed; remove nothing."),
+    config: Optional[Path] = typer.Option(None, "--config", "-c", exists=True, dir_okay=False, help="Config with storage_options."),
+) -> None:
+    """Remove files no catalog shows any more, so a reader that globs a dataset folder sees what the catalog sees:
+    superseded generations, orphaned per-attempt files (<unit>.<token>.parquet no commit record names; none while a
+    run holds the root), temporary units of dead writers and old catalog snapshots. Never removes a commit record or a
+    file a current commit record names. Prints counts and bytes per kind."""
+    from kurate.storage.vacuum import vacuum as run_vacuum
+
+    report = _run("vacuum", lambda: run_vacuum(root, older_than_days, _storage_options(config), dry_run=dry_run))
+    for line in report.lines(dry_run):
         typer.echo(line)
 
 

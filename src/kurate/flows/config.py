@@ -182,6 +182,30 @@ class TrainStageConfig(BaseModel):
         return os.path.join(base, f"{self.name}-{self.model}")
 
 
+class ContinualData(BaseModel):
+    """Continual training between two versions of a release: the old version's documents are the replay
+    candidates (and its validation split the old held-out set), the new version's are the new data."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    release: str = Field(..., pattern=r"^[A-Za-z0-9_.-]+$", description="Release name (releases/<name>/).")
+    old_version: int = Field(..., ge=1, description="The version the checkpoint was trained on (replay candidates).")
+    new_version: int | Literal["latest"] = Field("latest", description="The version with the new data (latest: resolved "
+                                                 "when the run starts).")
+    new_only: bool = Field(True, description="New data = the new version's documents the old version does not hold "
+                           "(false: all of the new version's).")
+
+    @classmethod
+    def parse(cls, ref: str) -> "ContinualData":
+        """``NAME@vOLD..vNEW``, ``NAME@vOLD..latest`` or ``NAME@vOLD..`` (the CLI's --release)."""
+        name, at, versions = ref.partition("@")
+        old, dots, new = versions.partition("..")
+        if not at or not dots:
+            raise ValueError(f"expected NAME@vOLD..vNEW, not {ref!r}")
+        return cls(release=name, old_version=int(old.lstrip("v")),
+                   new_version=int(new.lstrip("v")) if new and new != "latest" else "latest")
+
+
 class ContinualConfig(BaseModel):
     """Continual training: a core-tokenset replay buffer from the old data, then the checkpoint
     continued on new data mixed with it (models/coretokens.py, models/continual.py)."""
@@ -190,6 +214,8 @@ class ContinualConfig(BaseModel):
 
     name: str = Field("continual", pattern=r"^[A-Za-z0-9_.-]+$", description="Run name: checkpoints/<name>-<model>.")
     checkpoint: str | None = Field(None, description="Checkpoint to continue (default: the train stage's).")
+    data: ContinualData | None = Field(None, description="Old and new version of a release ({release: NAME, old_version: K, "
+                                       "new_version: K|latest}); empty: the raw datasets `old` and `new` (experiments).")
     new: str = Field("synthetic", description="Dataset with the new data (a committed dataset with a text column).")
     new_languages: list[str] = Field(default_factory=list, description="Keep only these languages of the new data (empty: all).")
     old: str = Field("curated", description="Dataset the checkpoint was trained on: candidates for the replay buffer.")

@@ -5,7 +5,8 @@
 
 1. filter (Ray task per shard): extract → URL filter → language ID → heuristic filters → staged + signatures
 2. finalize the shards an earlier run already decided, with those committed decisions
-3. dedup (one task, DuckDB): exact + MinHash LSH over the undecided shards and the finalized curated references
+3. dedup (Ray tasks, DuckDB): exact + MinHash LSH over the undecided shards and the finalized curated references,
+   split by hash range into tasks of bounded memory (``tasks/dedup_partitioned``)
 4. finalize (Ray task per shard): staged − duplicates → curated; duplicates → rejects
 5. report: retention funnel per stage and language (Prefect artifacts + PNG/HTML under the root)
 
@@ -94,10 +95,27 @@ def _map_shards(config: PipelineConfig):
     return run
 
 
+def _dedup_tasks(config: PipelineConfig):
+    """Run dedup's tasks (``tasks/dedup_partitioned``) as Ray tasks, like the shards: a task that still
+    fails after ``curate.shard_retries`` fails the dedup unit, which then commits nothing."""
+    def run(fn, items: list[str], args: tuple) -> list:
+        step = fn.__name__.removesuffix("_task")
+        outcomes = run_per_shard(fn, items, args, config.ray, local=in_process_only(config.root),
+                                 label=f"curate dedup {step}", retries=config.curate.shard_retries)
+        failed = [o for o in outcomes if o.error is not None]
+        if failed:
+            raise KurateError(f"dedup {step} task {failed[0].input} failed: {failed[0].error.splitlines()[0]}",
+                              "re-run `kurate curate`: the dedup unit did not commit and is redone")
+        return [o.result for o in outcomes]
+
+    return run
+
+
 @task(name="dedup-run")
 def dedup(config: PipelineConfig, units: list, final_hash: str) -> dict:
-    """Run-wide exact + MinHash dedup of the undecided shards against the finalized curated documents."""
-    result = dedup_run(config.root, units, config.curate.dedup, final_hash, config.storage_options)
+    """Run-wide exact + MinHash dedup of the undecided shards against the finalized curated documents,
+    in tasks of bounded memory (``curate.dedup.partitions`` / ``docs_per_task``) on Ray."""
+    result = dedup_run(config.root, units, config.curate.dedup, final_hash, config.storage_options, _dedup_tasks(config))
     print(f"[curate:dedup] {result['exact']} exact and {result['near']} near duplicates "
           f"({result['new_shards']} new shards, {result['reference_files']} reference signature files)")
     return result

@@ -8,8 +8,10 @@
    with the ``releases`` and ``release_documents`` datasets; the same config and inputs give the
    version that exists already;
 2. publish: a new version emits the Prefect event ``kurate.release.published`` (resource
-   ``kurate.release.<name>``, payload name, version, root), which the served train deployment's
-   trigger answers (flows/deployments.py), and the card's summary becomes a markdown artifact.
+   ``kurate.release.<name>``, payload name, version, previous_version, root), which the served train
+   deployment's trigger answers (flows/deployments.py) — and, from v2 on (the resource then carries
+   ``kurate.release.previous_version``), the continual deployment's; the card's summary becomes a
+   markdown artifact.
 """
 
 from __future__ import annotations
@@ -36,12 +38,18 @@ def release_resource(name: str) -> str:
     return f"kurate.release.{name}"
 
 
+PREVIOUS_LABEL = "kurate.release.previous_version"  # on the resource of v ≥ 2 only: the continual trigger matches it
+
+
 def emit_published(root: str, result: ReleaseResult) -> None:
+    previous = result.version - 1 if result.version > 1 else None  # versions are numbered 1, 2, … without gaps
     emit_event(event=PUBLISHED,
                resource={"prefect.resource.id": release_resource(result.name), "kurate.root": root_label(root),
-                         "kurate.release.version": str(result.version)},
-               payload={"name": result.name, "version": result.version, "root": root_label(root),
-                        "documents": result.counts.get("documents"), "content_hash": result.content_hash})
+                         "kurate.release.version": str(result.version),
+                         **({PREVIOUS_LABEL: str(previous)} if previous else {})},
+               payload={"name": result.name, "version": result.version, "previous_version": previous,
+                        "root": root_label(root), "documents": result.counts.get("documents"),
+                        "content_hash": result.content_hash})
 
 
 @task(name="build-release")

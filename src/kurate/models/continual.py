@@ -106,12 +106,17 @@ def bits_per_byte(model, codec, texts: list[str], seq_len: int, batch_size: int 
 
 def continue_training(checkpoint: str, new_texts: Iterable[str], replay: Sequence[str], out_dir: str,
                       overrides: dict | None = None, replay_share: float = 0.25,
-                      on_metrics: Callable[[dict], None] | None = None) -> dict:
-    """Train from `checkpoint` on new_texts mixed with replay documents; resumes from out_dir."""
+                      on_metrics: Callable[[dict], None] | None = None,
+                      on_documents: Callable[[int, list[str]], None] | None = None,
+                      on_segment_end: Callable[[int], None] | None = None, lineage: dict | None = None) -> dict:
+    """Train from `checkpoint` on new_texts mixed with replay documents; resumes from out_dir.
+    on_documents / on_segment_end / lineage: as in models/train.py `train` (documents that carry a
+    `doc_id` — new DocTexts, tagged replay documents — are reported at the step that first draws them)."""
     _, codec, cfg = load_checkpoint(checkpoint)
     cfg = cfg.replace(**(overrides or {}), init_from=os.path.abspath(checkpoint))
     stream = ReplayMix(new_texts, replay, replay_share if replay else 0.0, loss_units(codec))
-    return train(cfg, stream, None, out_dir, resume=True, on_metrics=on_metrics)
+    return train(cfg, stream, None, out_dir, resume=True, on_metrics=on_metrics, on_documents=on_documents,
+                 on_segment_end=on_segment_end, lineage=lineage)
 
 
 def _evaluate(checkpoint: str, evals: dict[str, list[str]], seq_len: int, batches: int) -> dict[str, float]:

@@ -175,15 +175,14 @@ class ShardStore:
         return self.fs.exists(self._manifest_path(key))
 
     def manifests(self, stage: str | None = None) -> list[Manifest]:
-        """All commit records (of one stage, or all), sorted by unit name for deterministic views."""
-        pattern = join(self.path, MANIFESTS, stage or "*", "*.json")
+        """All commit records (of one stage, or all), sorted by unit name for deterministic views.
+
+        Read through the catalog snapshot (storage/snapshot.py): the records' names are listed, and
+        only records committed since the snapshot was written are opened."""
+        from kurate.storage.snapshot import records, to_manifests
+
         self.fs.invalidate_cache()
-        paths = sorted(self.fs.glob(pattern))
-        if not paths:
-            return []
-        blobs = self.fs.cat(paths)
-        found = [Manifest.from_json(blobs[p].decode()) for p in paths]
-        return sorted(found, key=lambda m: (m.stage, m.unit))
+        return sorted(to_manifests(records(self, stage)), key=lambda m: (m.stage, m.unit))
 
     def current_manifests(self, stage: str | None = None) -> list[Manifest]:
         """The latest commit per (stage, input): a run with a new config (or a replaced input)
@@ -206,7 +205,10 @@ class ShardStore:
         # that prefix server-side, so a commit costs the same at 100k units as at 1k; other
         # filesystems ignore ``prefix`` and the names are filtered here.
         head = key.name[: key.name.rindex("-") + 1]
-        paths = [p for p in self.fs.find(directory, prefix=head) if os.path.basename(p).startswith(head) and p.endswith(".json")]
+        if isinstance(self.fs, LocalFileSystem):  # names only: fsspec's find would stat every record of the stage
+            paths = [join(directory, n) for n in os.listdir(directory) if n.startswith(head) and n.endswith(".json")]
+        else:
+            paths = [p for p in self.fs.find(directory, prefix=head) if os.path.basename(p).startswith(head) and p.endswith(".json")]
         if not paths:
             return 1
         blobs = self.fs.cat(paths)

@@ -2,14 +2,17 @@
 
 Everything here is read from what the unit protocol leaves behind, and only read:
 
-- commit records ``_manifests/<stage>/<unit>.json``: committed units, and rows and bytes per dataset;
+- commit records ``_manifests/<stage>/<unit>.json``: committed units, and rows and bytes per dataset,
+  read through the catalog snapshot ``_catalog/<stage>/`` (storage/snapshot.py: the records' names
+  are listed and only those committed since the snapshot are opened);
 - plans ``_plans/<stage>.json`` (written by a stage with ``record_plan`` before it starts its units):
   a planned unit without a commit record is *pending*;
 - directories under ``_tmp/``: a writer in flight, or one that was killed (the next run of that
   unit clears it);
 - run locks ``_locks/<stage>.json``: a run in progress on this root (host, pid, since when).
 
-``root_status`` never writes, never creates a directory and never opens ``catalog.duckdb``, so it is
+``root_status`` never writes (not even a new snapshot: ``kurate query`` and the stages fold new
+records into it), never creates a directory and never opens ``catalog.duckdb``, so it is
 safe on a root another process is writing, and a mistyped root is reported (``NoRoot``) instead of
 being created.
 """
@@ -23,11 +26,15 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Sequence
 
+import pyarrow as pa
+import pyarrow.compute as pc
+
 from kurate.errors import InputError
 from kurate.storage.catalog import CATALOG_FILE
 from kurate.storage.fs import StorageOptions, join
 from kurate.storage.schemas import DATASETS
 from kurate.storage.shards import LOCKS, MANIFESTS, PLANS, TMP, ShardStore, UnitKey
+from kurate.storage.snapshot import current as current_records, records
 
 # Any of these under a location makes it a kurate root: stages write a plan or a temporary unit first.
 ROOT_MARKERS = (MANIFESTS, PLANS, TMP, CATALOG_FILE)
@@ -100,11 +107,20 @@ class _UnitNames:
     def __init__(self, planned: dict[str, str], inputs: set[str], stages: set[str]):
         self.planned = planned
         self.stages = sorted(stages, key=len, reverse=True)
-        self.prefixes: dict[str, set[str]] = {}  # input hash -> "<stem>-" of the inputs with that hash
-        for source in inputs:
-            name = UnitKey(self.SENTINEL, source, "").name
-            stem, _, rest = name.partition(f"-{self.SENTINEL}-")
-            self.prefixes.setdefault(rest.rstrip("-"), set()).add(stem + "-")
+        self.inputs = inputs
+        self._prefixes: dict[str, set[str]] | None = None
+
+    @property
+    def prefixes(self) -> dict[str, set[str]]:
+        """Input hash -> "<stem>-" of the inputs with that hash; built on first use (a hash per input:
+        only a root with temporary units pays it)."""
+        if self._prefixes is None:
+            self._prefixes = {}
+            for source in self.inputs:
+                name = UnitKey(self.SENTINEL, source, "").name
+                stem, _, rest = name.partition(f"-{self.SENTINEL}-")
+                self._prefixes.setdefault(rest.rstrip("-"), set()).add(stem + "-")
+        return self._prefixes
 
     def stage(self, unit: str) -> str | None:
         if unit in self.planned:
@@ -123,22 +139,23 @@ def root_status(root: str, storage_options: StorageOptions | None = None) -> Roo
     """Datasets, committed units per stage, pending planned units and temporary units of ``root``."""
     store = ShardStore(root, storage_options)
     check_root(store)
-    manifests = store.manifests()
-    committed_names = {m.unit for m in manifests}
-    current = store.current_manifests()
+    table = records(store, columns=["stage", "unit", "input", "current", "outputs"])  # through the snapshot; writes nothing
+    committed_names = set(table["unit"].to_pylist())
+    current = current_records(table)
 
     totals = {d: [0, 0, 0] for d in DATASETS}
-    for manifest in current:
-        for out in manifest.outputs:
-            t = totals.setdefault(out.dataset, [0, 0, 0])
-            t[0], t[1], t[2] = t[0] + 1, t[1] + out.rows, t[2] + out.bytes
+    outputs = pc.list_flatten(current["outputs"].combine_chunks())
+    if len(outputs):
+        grouped = pa.table({"dataset": outputs.field("dataset"), "rows": outputs.field("rows"), "bytes": outputs.field("bytes")})
+        for row in grouped.group_by("dataset").aggregate([("rows", "count"), ("rows", "sum"), ("bytes", "sum")]).to_pylist():
+            totals[row["dataset"]] = [row["rows_count"], row["rows_sum"], row["bytes_sum"]]
     datasets = tuple(DatasetStatus(d, *t) for d, t in totals.items())
 
     plans = {p["stage"]: p for p in store.plans()}
     planned_stage = {unit: stage for stage, p in plans.items() for unit in p["units"]}
-    committed_per_stage = Counter(m.stage for m in current)
+    committed_per_stage = Counter(current["stage"].to_pylist())
     # a unit's input is a source URL, or another unit's name (embed reads a curated unit)
-    inputs = {m.input for m in manifests} | committed_names | {i for p in plans.values() for i in p["units"].values()}
+    inputs = set(table["input"].to_pylist()) | committed_names | {i for p in plans.values() for i in p["units"].values()}
     names = _UnitNames(planned_stage, inputs, set(committed_per_stage) | set(plans))
     temporary: dict[str | None, list[str]] = {}
     for name in store.pending_tmp():

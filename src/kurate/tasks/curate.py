@@ -6,7 +6,8 @@
 2. ``dedup_run`` (once per run, stage ``curate-dedup``): exact + MinHash LSH dedup over the
    signatures of every shard of the run, against reference documents that are already curated
    (finalized shards of this root with the same config, and ``dedup.reference_roots``); writes
-   ``duplicates``. The join runs in DuckDB over Parquet, so memory stays bounded.
+   ``duplicates``. It runs as DuckDB tasks over hash ranges of the signature files
+   (``tasks/dedup_partitioned``), so memory stays bounded per task.
 3. ``finalize_shard`` (per input shard, stage ``curate``): ``staged`` minus ``duplicates`` →
    ``curated``; duplicates → ``rejects`` with stage ``dedup``.
 
@@ -24,6 +25,7 @@ replaced input is curated again and supersedes its earlier generation.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -32,7 +34,7 @@ import time
 import traceback
 from collections import Counter
 from dataclasses import asdict, dataclass, field
-from typing import Callable, Sequence
+from typing import Callable, ClassVar, Iterator, Sequence
 
 import duckdb
 import pyarrow as pa
@@ -43,9 +45,10 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from kurate.errors import KurateError, PreconditionError
 from kurate.storage.fs import StorageOptions, join
-from kurate.storage.schemas import CURATED
+from kurate.storage.schemas import CURATED, DUPLICATES
 from kurate.storage.shards import Manifest, RunLock, ShardStore, UnitKey, UnitRun, config_hash, input_version, put_if_absent
-from kurate.tasks.dedup import find_duplicates, signature_table
+from kurate.tasks.dedup import signature_table
+from kurate.tasks.dedup_partitioned import TaskMap, find_duplicates_partitioned, run_here
 from kurate.tasks.ingest import IngestConfig, ingest_records
 from kurate.tasks.minhash import MinHashConfig, MinHasher
 from kurate.tasks.quality import QualityConfig, quality_for
@@ -71,6 +74,14 @@ class DedupConfig(BaseModel):
     reference_roots: list[str] = Field(
         default_factory=list, description="kurate roots whose curated documents new documents are deduplicated against."
     )
+    partitions: int = Field(0, ge=0, description="Tasks per dedup step (exact hash ranges, LSH band-key ranges, "
+                            "verification); 0: one per `docs_per_task` documents. The decisions do not depend on it.")
+    docs_per_task: int = Field(4_000_000, ge=1, description="Documents per dedup task when `partitions` is 0.")
+    task_memory_mb: int = Field(2048, ge=64, description="DuckDB memory limit of each dedup task (MB); beyond it the task "
+                                "spills to its temp directory.")
+
+    # Fields that change how the work is split, never the decisions: left out of the unit hash.
+    SCALING: ClassVar[tuple[str, ...]] = ("partitions", "docs_per_task", "task_memory_mb")
 
     def minhash(self) -> MinHashConfig:
         return MinHashConfig(num_perm=self.bands * self.rows, ngram=self.ngram, bands=self.bands, rows=self.rows, seed=self.seed)
@@ -121,7 +132,7 @@ class CurateHashes:
         minhash = dedup.model_dump(mode="json", include={"ngram", "bands", "rows", "seed"})
         filter_hash = config_hash({"ingest": ingest.model_dump(mode="json", exclude=set(IngestConfig.BUFFERING)),
                                    "quality": quality.model_dump(mode="json"), "minhash": minhash})
-        final_hash = config_hash({"filter": filter_hash, "dedup": dedup.model_dump(mode="json")})
+        final_hash = config_hash({"filter": filter_hash, "dedup": dedup.model_dump(mode="json", exclude=set(DedupConfig.SCALING))})
         return cls(filter_hash, final_hash)
 
 
@@ -153,8 +164,14 @@ def filter_shard(
         hasher = _hasher(dedup)
         reasons: Counter[str] = Counter()
         pending: list[dict] = []
+        unread: list[dict] = []  # ingest rejects, written a batch at a time (one row group each, not one per record)
+
+        def flush_unread() -> None:
+            unit.write("rejects", unread)
+            unread.clear()
 
         def flush() -> None:
+            flush_unread()  # first, so the rows land in the order they were decided
             kept, rejects = quality_chain.assess(pending)
             reasons.update(r["reason"] for r in rejects)
             unit.write("rejects", rejects)
@@ -169,7 +186,9 @@ def filter_shard(
         for position, outcome in enumerate(ingest_records(source, ingest, storage_options)):
             if outcome.curated is None:
                 reasons[outcome.reject["reason"]] += 1
-                unit.write("rejects", [{**outcome.reject, "language": None}])
+                unread.append({**outcome.reject, "language": None})
+                if len(unread) >= ingest.batch_rows:
+                    flush_unread()
                 continue
             pending.append({**outcome.curated, "_position": position})  # not a column: Arrow keeps the schema's fields only
             if len(pending) >= ingest.batch_rows:
@@ -240,8 +259,11 @@ def dedup_run(
     dedup: DedupConfig,
     final_hash: str,
     storage_options: StorageOptions | None = None,
+    map_tasks: TaskMap = run_here,
 ) -> dict:
-    """Unit 2: find duplicates among the new shards' documents and against curated references."""
+    """Unit 2: find duplicates among the new shards' documents and against curated references, as
+    dedup tasks of bounded memory (``tasks/dedup_partitioned``) that ``map_tasks`` runs (Ray tasks
+    from the flow, else this process); their files live in the unit's temp folder."""
     store = ShardStore(root, storage_options)
     new_manifests = [store.manifest(k) for k in new_units]
     missing = [k.input for k, m in zip(new_units, new_manifests) if m is None]
@@ -259,13 +281,11 @@ def dedup_run(
 
     def write(unit) -> dict:
         started = time.perf_counter()
-        con = _connection(store)
-        for other in dedup.reference_roots:
-            other_fs = ShardStore(other, storage_options).fs
-            if not isinstance(other_fs, LocalFileSystem) and other_fs.protocol != store.fs.protocol:
-                con.register_filesystem(other_fs)
-        duplicates = find_duplicates(new_files, reference, reference_exclude=dropped, threshold=dedup.threshold, con=con,
-                                     exact=dedup.exact, fuzzy=dedup.fuzzy)
+        connect = functools.partial(_dedup_connection, root, storage_options, tuple(dedup.reference_roots))
+        duplicates = find_duplicates_partitioned(
+            new_files, reference, reference_exclude=dropped, threshold=dedup.threshold, exact=dedup.exact, fuzzy=dedup.fuzzy,
+            partitions=dedup.partitions, docs_per_task=dedup.docs_per_task, memory_mb=dedup.task_memory_mb, connect=connect,
+            scratch=join(unit.tmp_dir, "dedup-tasks"), fs=store.fs, map_tasks=map_tasks)
         unit.write("duplicates", duplicates)
         kinds = Counter(duplicates.column("kind").to_pylist())
         return {"new_shards": len(new_units), "reference_files": len(reference), "exact": kinds["exact"],
@@ -276,14 +296,31 @@ def dedup_run(
     return {"unit": key.name, "key": key, **run.counts}
 
 
+def _dedup_connection(root: str, storage_options: StorageOptions | None, reference_roots: tuple[str, ...]) -> duckdb.DuckDBPyConnection:
+    """A DuckDB connection that reads the signature files of ``root`` and of ``reference_roots`` (built
+    from plain values, so that dedup tasks on Ray workers open their own)."""
+    store = ShardStore(root, storage_options)
+    con = _connection(store)
+    for other in reference_roots:
+        other_fs = ShardStore(other, storage_options).fs
+        if not isinstance(other_fs, LocalFileSystem) and other_fs.protocol != store.fs.protocol:
+            con.register_filesystem(other_fs)
+    return con
+
+
 def finalize_shard(
     source: str,
     root: str,
     filter_hash: str,
     final_hash: str,
     storage_options: StorageOptions | None = None,
+    batch_rows: int = IngestConfig().batch_rows,
 ) -> ShardResult:
-    """Unit 3: ``staged`` minus the committed decisions about it → ``curated``; duplicates → ``rejects``."""
+    """Unit 3: ``staged`` minus the committed decisions about it → ``curated``; duplicates → ``rejects``.
+
+    Streams: ``staged`` and its signatures' ranks are read ``batch_rows`` rows at a time and each
+    batch is written before the next is read, so memory is bounded by the batch (plus this shard's
+    rows of the run's ``duplicates``), not by the shard."""
     store = ShardStore(root, storage_options)
     version = input_version(source, storage_options)
     key = final_key(source, final_hash, version=version)
@@ -296,31 +333,37 @@ def finalize_shard(
         if staged_manifest is None or dedup_manifest is None:
             raise PreconditionError(f"{source}: filter and dedup units must be committed before the final unit",
                                     "re-run `kurate curate` with the same inputs")
-        staged = _read(store, _output(store, staged_manifest, "staged"))
+        mine = _duplicates_of(store, _output(store, dedup_manifest, "duplicates"), source, batch_rows)
+        # the last decision per rank wins (as a dict built over the rows would): look ranks up in reverse
+        mine = mine.take(pa.array(range(mine.num_rows - 1, -1, -1), pa.int64()))
+        decided = mine.column("rank")
         # signatures were written row for row with staged: their rank identifies each staged record
-        ranks = _read(store, _output(store, staged_manifest, "signatures")).column("rank")
-        duplicates = _read(store, _output(store, dedup_manifest, "duplicates"))
-        mine = duplicates.filter(pc.is_in(duplicates.column("rank"), value_set=ranks))
-        is_duplicate = pc.is_in(ranks, value_set=mine.column("rank"))
-        curated = staged.filter(pc.invert(is_duplicate))
-        dropped = staged.filter(is_duplicate).select(["id", "url", "warc_record_id", "source", "language"])
-        dropped_ranks = ranks.filter(is_duplicate).to_pylist()
-        decisions = {row["rank"]: row for row in mine.to_pylist()}
-        rejects = []
-        for doc, rank in zip(dropped.to_pylist(), dropped_ranks):
-            decision = decisions[rank]
-            same = " (the same record, repeated in the input)" if decision["duplicate_of"] == doc["id"] else ""
-            rejects.append({**doc, "stage": "dedup", "reason": f"{decision['kind']}_duplicate",
-                            "value": decision["similarity"], "detail": f"duplicate of {decision['duplicate_of']}{same}"})
-        reasons = Counter(r["reason"] for r in rejects)
-        unit.write("curated", curated)
-        unit.write("rejects", rejects)
+        ranks = _Rows(_batches(store, _output(store, staged_manifest, "signatures"), batch_rows, ["rank"]))
+        reasons: Counter[str] = Counter()
+        for batch in _batches(store, _output(store, staged_manifest, "staged"), batch_rows):
+            if not batch.num_rows:
+                continue
+            batch_ranks = ranks.take(batch.num_rows, source).column("rank")
+            is_duplicate = pc.is_in(batch_ranks, value_set=decided)
+            unit.write("curated", batch.filter(pc.invert(is_duplicate)))
+            if not pc.any(is_duplicate).as_py():
+                continue
+            dropped = batch.filter(is_duplicate).select(["id", "url", "warc_record_id", "source", "language"])
+            decisions = mine.take(pc.index_in(batch_ranks.filter(is_duplicate), value_set=decided)).to_pylist()
+            rejects = []
+            for doc, decision in zip(dropped.to_pylist(), decisions):
+                same = " (the same record, repeated in the input)" if decision["duplicate_of"] == doc["id"] else ""
+                rejects.append({**doc, "stage": "dedup", "reason": f"{decision['kind']}_duplicate",
+                                "value": decision["similarity"], "detail": f"duplicate of {decision['duplicate_of']}{same}"})
+            reasons.update(r["reason"] for r in rejects)
+            unit.write("rejects", rejects)
+        ranks.done(source)
         prior = staged_manifest.counts
         return {
             # the whole shard's story, so `status` and reports need only the final units
             "records": prior.get("records", 0),
-            "curated": curated.num_rows,
-            "rejected": prior.get("rejected", 0) + len(rejects),
+            "curated": unit.rows_written("curated"),
+            "rejected": prior.get("rejected", 0) + unit.rows_written("rejects"),
             "reasons": dict(Counter(prior.get("reasons", {})) + reasons),
             "signatures": next(o.path for o in staged_manifest.outputs if o.dataset == "signatures"),
             "duplicates": next(o.path for o in dedup_manifest.outputs if o.dataset == "duplicates"),
@@ -330,9 +373,45 @@ def finalize_shard(
     return ShardResult.from_run(source, store.run_unit(key, ["curated", "rejects"], write), started)
 
 
-def _read(store: ShardStore, url: str) -> pa.Table:
+def _batches(store: ShardStore, url: str, batch_rows: int, columns: list[str] | None = None) -> Iterator[pa.RecordBatch]:
+    """A Parquet file ``batch_rows`` rows at a time, read one row group at a time: ``iter_batches``
+    over all row groups at once read the whole file up front (a 54 MB staged file: 52 MB held)."""
     with store.fs.open(url, "rb") as handle:
-        return pq.read_table(handle)
+        parquet = pq.ParquetFile(handle)
+        for group in range(parquet.num_row_groups):
+            yield from parquet.iter_batches(batch_size=batch_rows, row_groups=[group], columns=columns)
+
+
+def _duplicates_of(store: ShardStore, url: str, source: str, batch_rows: int) -> pa.Table:
+    """The rows of a run's ``duplicates`` about one input's documents (their ranks start with it), read in batches."""
+    prefix = f"{source}\x1f"  # filter_shard's rank: input + separator + position
+    parts = [batch.filter(pc.starts_with(batch.column("rank"), prefix)) for batch in _batches(store, url, max(batch_rows, 4096))]
+    return pa.Table.from_batches(parts) if parts else DUPLICATES.empty_table()
+
+
+class _Rows:
+    """Rows of a batch iterator handed out ``n`` at a time, whatever its batch boundaries."""
+
+    def __init__(self, batches: Iterator[pa.RecordBatch]):
+        self._batches, self._held = batches, []
+
+    def take(self, n: int, source: str) -> pa.Table:
+        held, count = self._held, sum(b.num_rows for b in self._held)
+        while count < n:
+            batch = next(self._batches, None)
+            if batch is None:
+                raise KurateError(f"{source}: the staged documents outnumber their signatures",
+                                  "the filter unit's outputs are inconsistent: remove its commit record and re-run")
+            held.append(batch)
+            count += batch.num_rows
+        table = pa.Table.from_batches(held)
+        self._held = table.slice(n).to_batches()
+        return table.slice(0, n)
+
+    def done(self, source: str) -> None:
+        if any(b.num_rows for b in self._held) or any(b.num_rows for b in self._batches):
+            raise KurateError(f"{source}: the signatures outnumber the staged documents",
+                              "the filter unit's outputs are inconsistent: remove its commit record and re-run")
 
 
 @dataclass
@@ -380,7 +459,9 @@ def curate_units(
     units = {s: filter_key(s, hashes.filter, version=versions[s]) for s in ok}
     decided = [s for s in ok if decision_for(store, units[s], hashes.final) is not None]
     undecided = [s for s in ok if s not in set(decided)]
-    final_args = (root, hashes.filter, hashes.final, storage_options)
+    # the finalize units stream in the ingest config's batches too (filter_args is (ingest, quality, dedup))
+    batch_rows = next((a.batch_rows for a in filter_args if isinstance(a, IngestConfig)), IngestConfig().batch_rows)
+    final_args = (root, hashes.filter, hashes.final, storage_options, batch_rows)
     final = map_shards("finalize", finalize_shard, decided, final_args) if decided else []
     found = None
     if undecided and not any(isinstance(r, ShardFailure) for r in final):

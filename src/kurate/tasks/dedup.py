@@ -34,6 +34,10 @@ the new ones not in the result.
 Memory: DuckDB holds per document (ord, id, exact hash, file, row) and the band keys of the exact
 survivors, MinHash values only of candidate-pair members; it spills to its temp directory when
 these outgrow RAM. Python holds the candidate pairs of one Arrow batch and the verified pairs.
+That is one process whose memory grows with the run (~1.3 GB per million documents): curate runs
+``tasks/dedup_partitioned.find_duplicates_partitioned`` instead, the same decisions split into
+tasks by hash range with memory bounded per task; this function stays as the single-process
+reference its tests and ``bench/dedup_scale.py`` compare against.
 """
 
 from __future__ import annotations
@@ -223,7 +227,12 @@ def _similarities(cur: duckdb.DuckDBPyConnection, pairs: str) -> Iterator[tuple[
         f"SELECT p.a, p.b, x.minhash AS ma, y.minhash AS mb FROM {pairs} p "
         "JOIN kd_minhash x ON x.ord = p.a JOIN kd_minhash y ON y.ord = p.b"
     ).fetch_record_batch(_BATCH_PAIRS)
-    for batch in reader:
+    return jaccard_batches(reader)
+
+
+def jaccard_batches(batches) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """(a, b, estimated Jaccard) per Arrow batch of (a, b, ma, mb): the fraction of equal MinHash values."""
+    for batch in batches:
         if batch.num_rows == 0:
             continue
         ma, mb = batch.column("ma"), batch.column("mb")

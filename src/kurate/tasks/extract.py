@@ -1,7 +1,10 @@
 """Main-text extraction from HTML, behind one interface.
 
 ``trafilatura`` keeps the article and drops boilerplate best (~20 docs/s/core);
-``resiliparse`` is ~15× faster and keeps more boilerplate. Pick one in config (``ingest.extractor``).
+``resiliparse`` is ~15× faster and keeps more boilerplate; ``trafilatura_fast`` is trafilatura with
+``fast=True`` (its own extraction only, no readability/jusText comparison): ~1.3× faster, and on the
+142 sample pages 10 pages differ from the default's text (docs/BENCHMARKS.md). Pick one in config
+(``ingest.extractor``).
 
 Each page gets a time limit (``ingest.extract_timeout_s``, default 10 s): a hostile page that would
 hold a worker for minutes becomes an ``extract_timeout`` reject. datatrove's extractors default to 1 s;
@@ -21,7 +24,7 @@ import time
 from contextlib import contextmanager
 from typing import Callable, Iterator, Literal
 
-ExtractorName = Literal["trafilatura", "resiliparse"]
+ExtractorName = Literal["trafilatura", "trafilatura_fast", "resiliparse"]
 BLANK_LINES = re.compile(r"\n{3,}")
 DEFAULT_EXTRACT_TIMEOUT_S = 10.0
 
@@ -60,13 +63,17 @@ def time_limit(seconds: float | None) -> Iterator[None]:
             signal.setitimer(signal.ITIMER_REAL, max(left, 1e-3), outer_interval)
 
 
-def _trafilatura(html: str, url: str | None) -> str:
+def _trafilatura(html: str, url: str | None, fast: bool = False) -> str:
     import trafilatura
 
     text = trafilatura.extract(
-        html, url=url, include_comments=False, include_tables=True, deduplicate=False, with_metadata=False
+        html, url=url, include_comments=False, include_tables=True, deduplicate=False, with_metadata=False, fast=fast
     )
     return text or ""
+
+
+def _trafilatura_fast(html: str, url: str | None) -> str:
+    return _trafilatura(html, url, fast=True)
 
 
 def _resiliparse(html: str, url: str | None) -> str:
@@ -77,6 +84,7 @@ def _resiliparse(html: str, url: str | None) -> str:
 
 EXTRACTORS: dict[str, Callable[[str, str | None], str]] = {
     "trafilatura": _trafilatura,
+    "trafilatura_fast": _trafilatura_fast,
     "resiliparse": _resiliparse,
 }
 

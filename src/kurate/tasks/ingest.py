@@ -30,11 +30,15 @@ class IngestConfig(BaseModel):
     BUFFERING: ClassVar[tuple[str, ...]] = ("batch_rows",)
 
     extractor: ExtractorName = Field(
-        "trafilatura", description="Main-text extractor: trafilatura (quality) or resiliparse (speed)."
+        "trafilatura", description="Main-text extractor: trafilatura (quality), trafilatura_fast (trafilatura's fast=True: "
+                                   "~1.3x faster, a few pages differ) or resiliparse (speed)."
     )
     max_payload_bytes: int = Field(5 << 20, gt=0, description="Larger payloads are rejected as too_large.")
     min_text_chars: int = Field(1, ge=1, description="Extracted text shorter than this is rejected as empty_text.")
-    batch_rows: int = Field(256, gt=0, description="Rows buffered before a Parquet row group is written (not in the unit hash).")
+    batch_rows: int = Field(
+        256, gt=0,
+        description="Rows per batch in the curate units (filter and finalize): what a unit holds in memory at once, "
+                    "and one Parquet row group each; not in the unit hash.")
     extract_timeout_s: float = Field(
         DEFAULT_EXTRACT_TIMEOUT_S, gt=0,
         description="Per-document extraction time limit in seconds; a page that takes longer is rejected as extract_timeout.")

@@ -44,7 +44,9 @@ _SHINGLE_INIT = np.uint64(0x243F6A8885A308D3)
 _BAND_INIT = np.uint64(0x13198A2E03707344)
 _CHUNK_SHINGLES = 8192  # shingles per (num_perm × shingles) uint64 work block: 7 MiB at 112 perms
 _DOCS_PER_BLOCK = 4096  # texts whose words and shingles are held at once
-_WORD_CACHE_MAX = 1 << 20
+# Words whose hashes are cached per process: ~22 MiB at 2^17 (1M cached words took 174 MiB, a
+# fixed cost per Ray worker that a long shard's vocabulary would reach); cleared when full.
+_WORD_CACHE_MAX = 1 << 17
 
 # Empty documents (no words after normalisation) get this value in every position. Real text never
 # does: that would need every one of num_perm minima to be the largest 32-bit value.
