@@ -60,8 +60,12 @@ def test_a_reader_opens_only_the_records_committed_since_the_snapshot(tmp_path):
     assert Catalog(root).query("select count(*) as n from curated").column("n").to_pylist() == [4 * CURATED_ROWS]
     assert _snapshots(root) == ["0000000001.parquet"]
     # the folded records are not opened again: unreadable ones would fail any reader that did
-    for key in first:
-        Path(root, MANIFESTS, "curate", f"{key.name}.json").write_text("not json")
+    for key in first:  # same size and mtime: the listing cannot tell, so only opening it would notice
+        record = Path(root, MANIFESTS, "curate", f"{key.name}.json")
+        st = record.stat()
+        with open(record, "r+b") as handle:  # in place: the same inode
+            handle.write(b"not json".ljust(st.st_size, b" "))
+        os.utime(record, ns=(st.st_atime_ns, st.st_mtime_ns))
     _commit(store, 4)
     assert Catalog(root).query("select count(*) as n from curated").column("n").to_pylist() == [5 * CURATED_ROWS]
     assert _snapshots(root) == ["0000000001.parquet", "0000000002.parquet"]
@@ -175,7 +179,8 @@ def _age(path: Path, seconds: float) -> None:
     os.utime(path, (old, old))
 
 
-def test_vacuum_keeps_what_the_catalog_shows_and_removes_superseded_and_orphaned_files(tmp_path):
+def test_vacuum_keeps_what_the_catalog_shows_and_removes_superseded_and_orphaned_files(tmp_path, monkeypatch):
+    monkeypatch.setattr("kurate.storage.vacuum.SUPERSEDED_MIN_AGE_S", 0.0)  # the successor commits just below
     root = str(tmp_path / "root")
     store = ShardStore(root)
     _commit(store, 0, config="h1")
@@ -244,3 +249,76 @@ def test_snapshot_and_vacuum_on_s3(s3_server, tmp_path):
     assert report.kept == len(shown) == 8 and report.removed.get("superseded") is None
     store.fs.invalidate_cache()
     assert all(store.fs.exists(f"{store.path}/{p}") for p in shown)
+
+
+def test_a_record_committed_again_under_its_name_is_read_again_and_vacuum_keeps_its_files(tmp_path):
+    """kurate's own advice for a bad unit is "remove its commit record and re-run": the new record has
+    the old name. A snapshot that still holds the old row must not show the old files nor hide the new
+    ones, and vacuum must not take the new files for orphans."""
+    root = str(tmp_path / "root")
+    store = ShardStore(root)
+    key = _commit(store, 0)
+    _commit(store, 1)
+    old_files = _catalog_paths(root)  # folds a snapshot with both records
+    record = Path(root, MANIFESTS, "curate", f"{key.name}.json")
+    record.unlink()
+    time.sleep(0.01)
+    _commit(store, 0)  # no reader in between: the snapshot still has the removed record's row
+    new_files = _catalog_paths(root)
+    unit_files = {p for p in new_files if key.name in p}
+    assert len(new_files) == 4 and len(unit_files) == 2 and not unit_files & old_files
+    with Catalog(root).connect() as con:
+        assert _counts(con) == (2 * CURATED_ROWS, 2 * REJECT_ROWS)
+    for path in Path(root).glob("*/*.parquet"):
+        _age(path, 3 * DAY)
+    report = vacuum(root, 0)
+    assert all(Path(root, p).exists() for p in new_files)
+    assert sorted(report.removed["orphaned"]) == sorted(p for p in old_files if key.name in p)  # the first attempt's
+
+
+def test_vacuum_keeps_files_that_current_records_and_decisions_still_need(tmp_path, monkeypatch):
+    """A finalized curate record points at its shard's signatures and duplicates (references of later
+    runs and other roots), and a decision record at the dedup unit that decided a shard; a later
+    generation superseding those files must not let vacuum remove them. An attempt file whose writer's
+    temp directory still exists is kept whatever its age."""
+    import json
+
+    from kurate.storage.shards import TMP
+    from kurate.tasks.curate import DECISIONS, STAGE_DEDUP, STAGE_FILTER, STAGE_FINAL
+
+    monkeypatch.setattr("kurate.storage.vacuum.SUPERSEDED_MIN_AGE_S", 0.0)
+    root = str(tmp_path / "root")
+    store = ShardStore(root)
+
+    def commit(stage, source, config, dataset, counts=None):
+        key = UnitKey(stage, source, config)
+        with store.open_unit(key, [dataset]) as unit:
+            rows = {"curated": [{"id": f"{stage}-{config}", "text": "x"}], "duplicates": [],
+                    "rejects": [{"id": f"{stage}-{config}", "stage": "filter", "reason": "short"}]}[dataset]
+            unit.write(dataset, rows)
+            unit.counts = counts or {}
+        return next(o.path for o in store.manifest(key).outputs)
+
+    # (the filter unit's file stands in as `rejects`: vacuum reads counts as paths, whatever the dataset)
+    signatures_1 = commit(STAGE_FILTER, "in0", "a", "rejects")
+    duplicates_1 = commit(STAGE_DEDUP, "run-1", "a", "duplicates")
+    commit(STAGE_FINAL, "in0", "a", "curated", {"signatures": signatures_1, "duplicates": duplicates_1})
+    # a second config's filter and dedup of the same inputs supersede both files; its shard is not finalized
+    commit(STAGE_FILTER, "in0", "b", "rejects")
+    commit(STAGE_DEDUP, "run-1", "b", "duplicates")
+    # a third dedup run decided shard in1 under config a, then was superseded before in1 was finalized
+    decided = commit(STAGE_DEDUP, "run-2", "a", "duplicates")
+    commit(STAGE_DEDUP, "run-2", "c", "duplicates")
+    decision = Path(root, DECISIONS, "a" * 16, "filter-unit.json")
+    decision.parent.mkdir(parents=True)
+    decision.write_text(json.dumps({"dedup_unit": UnitKey(STAGE_DEDUP, "run-2", "a").name, "dedup_input": "run-2", "config_hash": "a"}))
+    # an attempt between moving its files into place and writing its record, stalled for days
+    stalled = UnitKey("curate", "slow.warc.gz", "a").name + ".0123456789ab"
+    Path(root, TMP, stalled).mkdir(parents=True)
+    Path(root, "curated", stalled + ".parquet").write_bytes(Path(root, signatures_1).read_bytes())
+    for path in Path(root).glob("*/*.parquet"):
+        _age(path, 3 * DAY)
+    report = vacuum(root, 0)
+    needed = [signatures_1, duplicates_1, decided, f"curated/{stalled}.parquet"]
+    assert all(Path(root, p).exists() for p in needed), report.removed
+    assert not {*needed} & {*report.removed.get("superseded", []), *report.removed.get("orphaned", [])}

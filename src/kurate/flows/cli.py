@@ -440,7 +440,8 @@ def continual(
         from kurate.flows.config import ContinualData
 
         try:
-            given["continual"]["data"] = ContinualData.parse(release_ref).model_dump(mode="json")
+            # the release and versions only: other `continual.data` fields (new_only) keep the config's value
+            given["continual"]["data"] = ContinualData.parse(release_ref).model_dump(mode="json", exclude={"new_only"})
         except ValueError as exc:
             _fail(f"--release {release_ref!r}: expected NAME@vOLD..vNEW ({exc.__class__.__name__})")
     cfg = _load(config, set_, given)

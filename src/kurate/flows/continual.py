@@ -230,13 +230,19 @@ def run_continual(config: PipelineConfig) -> dict:
     """Buffer → continued training → old/new bits/byte (and the comparison); see the module docstring."""
     from kurate.models.continual import compare_replay, continue_training
     from kurate.models.coretokens import replay_texts
-    from kurate.models.checkpoint import load_checkpoint
+    from kurate.models.checkpoint import checkpoint_info, load_checkpoint
 
     c, root, so = config.continual, config.root, config.storage_options
     ckpt = checkpoint_of(config)
     if not os.path.exists(os.path.join(ckpt, "config.json")):
         raise PreconditionError(f"no checkpoint at {ckpt}", "run `kurate train` first or pass --checkpoint")
     model, codec, cfg = load_checkpoint(ckpt)
+    step = (checkpoint_info(ckpt) or {}).get("step")
+    if c.data is not None and step is not None and step < cfg.max_steps:
+        # a release-triggered run must continue the finished training of the old version, not a
+        # checkpoint it saved on the way (the run would count as done and never be redone)
+        raise PreconditionError(f"the checkpoint at {ckpt} is at step {step} of {cfg.max_steps}: its training has not finished",
+                                "wait for (or resume) that train run, then re-run this continual run")
     stage = run_stage(config, cfg.model)
     out_dir = stage.run_dir(root)
     inputs = continual_inputs(config, ckpt, out_dir)

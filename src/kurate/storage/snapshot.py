@@ -7,7 +7,9 @@ commit record (every column of ``Manifest``; ``outputs`` as a list of structs; `
 latest generation of its (stage, input), what the views show), and the highest ``seq`` is the
 current snapshot. A reader:
 
-1. lists the *names* of the stage's commit records (one directory listing: no record is opened);
+1. lists the stage's commit records (one directory listing: names and identities — mtime + size
+   locally, the ETag on S3 — so a record removed by hand and committed again is read again; no
+   record is opened);
 2. reads the current snapshot;
 3. keeps the snapshot's rows whose record is listed and reads only the listed records the snapshot
    lacks (committed since it was written);
@@ -51,6 +53,8 @@ PAUSE_ENV = "KURATE_SNAPSHOT_PAUSE"  # tests: path of a file to create after the
 OUTPUT = pa.struct([("dataset", pa.string()), ("path", pa.string()), ("rows", pa.int64()), ("bytes", pa.int64())])
 RECORDS = pa.schema([
     ("record", pa.string()),  # the commit record's file name under _manifests/<stage>/
+    ("record_id", pa.string()),  # its identity in the listing (mtime + size, or the ETag): a record removed
+                                 # by hand and committed again under the same name is read again
     ("unit", pa.string()),
     ("stage", pa.string()),
     ("input", pa.string()),
@@ -88,12 +92,42 @@ def stages(store: ShardStore) -> list[str]:
     return sorted(n for n in _names(store, join(store.path, MANIFESTS)) if not n.startswith("."))
 
 
-def record_names(store: ShardStore, stage: str) -> list[str]:
-    return [n for n in _names(store, join(store.path, MANIFESTS, stage)) if n.endswith(".json")]
+def listed_records(store: ShardStore, stage: str) -> tuple[list[str], list[str]]:
+    """(names, identities) of the stage's commit records, from one listing. The identity tells a
+    record apart from an earlier one of the same name (removed by hand, committed again): locally
+    inode, mtime and size (one stat per entry), elsewhere the listing's ETag / modification time + size."""
+    directory = join(store.path, MANIFESTS, stage)
+    names, ids = [], []
+    if _is_local(store):
+        try:
+            entries = list(os.scandir(directory))
+        except FileNotFoundError:
+            return [], []
+        for entry in entries:
+            if entry.name.endswith(".json"):
+                try:
+                    st = entry.stat()
+                except FileNotFoundError:
+                    continue  # removed since the listing
+                names.append(entry.name)
+                ids.append(f"{st.st_ino}-{st.st_mtime_ns}-{st.st_size}")
+        return names, ids
+    store.fs.invalidate_cache(directory)
+    try:
+        infos = store.fs.ls(directory, detail=True)
+    except FileNotFoundError:
+        return [], []
+    for info in infos:
+        name = os.path.basename(info["name"].rstrip("/"))
+        if name.endswith(".json"):
+            stamp = info.get("ETag") or info.get("LastModified") or info.get("mtime") or info.get("created") or ""
+            names.append(name)
+            ids.append(f"{stamp}-{info.get('size', '')}")
+    return names, ids
 
 
-def _row(record: str, m: Manifest) -> dict:
-    return {"record": record, "unit": m.unit, "stage": m.stage, "input": m.input, "config_hash": m.config_hash,
+def _row(record: str, record_id: str, m: Manifest) -> dict:
+    return {"record": record, "record_id": record_id, "unit": m.unit, "stage": m.stage, "input": m.input, "config_hash": m.config_hash,
             "kurate_version": m.kurate_version, "committed_at": float(m.committed_at), "generation": int(m.generation),
             "input_version": m.input_version, "counts": json.dumps(m.counts, sort_keys=True),
             "outputs": [{"dataset": o.dataset, "path": o.path, "rows": int(o.rows), "bytes": int(o.bytes)} for o in m.outputs]}
@@ -108,7 +142,7 @@ def to_manifests(table: pa.Table) -> list[Manifest]:
             for r in table.to_pylist()]
 
 
-def _read_records(store: ShardStore, stage: str, names: list[str]) -> pa.Table:
+def _read_records(store: ShardStore, stage: str, names: list[str], ids: list[str]) -> pa.Table:
     directory = join(store.path, MANIFESTS, stage)
     paths = [join(directory, n) for n in names]
     if _is_local(store):
@@ -118,7 +152,7 @@ def _read_records(store: ShardStore, stage: str, names: list[str]) -> pa.Table:
                 blobs[p] = handle.read()
     else:
         blobs = store.fs.cat(paths) if paths else {}
-    rows = [_row(n, Manifest.from_json(blobs[p].decode())) for n, p in zip(names, paths)]
+    rows = [_row(n, i, Manifest.from_json(blobs[p].decode())) for n, i, p in zip(names, ids, paths)]
     return pa.Table.from_pylist(rows, schema=RECORDS)
 
 
@@ -198,21 +232,25 @@ def stage_records(store: ShardStore, stage: str, fold: bool = False, columns: li
     unit (only ``columns``, plus ``record``, when given: a snapshot that is up to date is read no further).
 
     ``fold=True`` publishes a new snapshot when records were committed since the current one."""
-    listed = pa.array(record_names(store, stage), pa.string())  # first: everything committed before this instant is shown
-    wanted = None if columns is None else [n for n in RECORDS.names if n in {*columns, "record"}]
+    names, ids = listed_records(store, stage)  # first: everything committed before this instant is shown
+    listed = _keys(pa.array(names, pa.string()), pa.array(ids, pa.string()))
+    wanted = None if columns is None else [n for n in RECORDS.names if n in {*columns, "record", "record_id"}]
     seq, table = _latest(store, stage, wanted)
-    if table is not None and table.num_rows == len(listed) and pc.all(pc.is_in(listed, value_set=table["record"].combine_chunks())).as_py() is not False:
-        return table  # the snapshot holds exactly the listed records (record names are unique)
+    if (table is not None and table.num_rows == len(listed)
+            and pc.all(pc.is_in(listed, value_set=_keys(table["record"], table["record_id"]))).as_py() is not False):
+        return table  # the snapshot holds exactly the listed records (name + identity are unique)
     if wanted is not None and table is not None:
         seq, table = _latest(store, stage)  # the whole snapshot, to fold the new records into
-    new = listed.to_pylist()
+    new = list(range(len(names)))
     if table is not None:
-        keep = pc.is_in(table["record"], value_set=listed)
+        keep = pc.is_in(_keys(table["record"], table["record_id"]), value_set=listed)
         if pc.all(keep).as_py() is False:
-            table = table.filter(keep)  # a record no longer listed (removed by hand) is no longer shown
-        new = listed.filter(pc.invert(pc.is_in(listed, value_set=table["record"].combine_chunks()))).to_pylist()
+            table = table.filter(keep)  # a record no longer listed (removed, or replaced by hand) is no longer shown
+        held = pc.is_in(listed, value_set=_keys(table["record"], table["record_id"])).to_pylist()
+        new = [i for i, h in enumerate(held) if not h]
     if new:
-        fresh = _read_records(store, stage, sorted(new))
+        order = sorted(new, key=lambda i: names[i])
+        fresh = _read_records(store, stage, [names[i] for i in order], [ids[i] for i in order])
         table = fresh if table is None else pa.concat_tables([table, fresh])
     if table is None:
         table = RECORDS.empty_table()
@@ -225,13 +263,19 @@ def stage_records(store: ShardStore, stage: str, fold: bool = False, columns: li
     return table if wanted is None else table.select(wanted)
 
 
+def _keys(record, record_id) -> pa.Array:
+    """name + identity of each record, as one string (what the snapshot is matched on)."""
+    joined = pc.binary_join_element_wise(record, record_id, "\x1f")
+    return joined.combine_chunks() if isinstance(joined, pa.ChunkedArray) else joined
+
+
 def records(store: ShardStore, stage: str | None = None, fold: bool = False, columns: list[str] | None = None) -> pa.Table:
     """Commit records of one stage, or of every stage, sorted by (stage, unit)."""
     tables = [stage_records(store, s, fold, columns) for s in ([stage] if stage else stages(store))]
     if tables:
         return pa.concat_tables(tables)
     empty = RECORDS.empty_table()
-    return empty if columns is None else empty.select([n for n in RECORDS.names if n in {*columns, "record"}])
+    return empty if columns is None else empty.select([n for n in RECORDS.names if n in {*columns, "record", "record_id"}])
 
 
 # ShardStore.current_manifests' rule: per (stage, input) the highest generation; the wall clock only

@@ -14,10 +14,16 @@ It removes, under one root:
 - catalog snapshots ``_catalog/<stage>/`` other than the newest, and private ``.part`` files left
   by a writer killed mid put-if-absent, older than ``ORPHAN_TMP_AGE_S``.
 
-It never removes a commit record, nor a file that a current commit record names: the data files
-are listed *before* the commit records are read, so a unit that commits meanwhile is in the records
-and kept, and its files cannot be orphans. Release folders and anything else not directly in a
-dataset folder are left alone.
+It never removes a commit record, nor a file that a current commit record names or needs: the
+``signatures`` and ``duplicates`` a finalized curate record points at (references of later runs
+and of other roots), and the outputs of every dedup unit a ``_decisions/`` record points at (a
+decided shard is finalized from them, even after a dedup of another config superseded them). The
+data files are listed *before* the commit records are read, so a unit that commits meanwhile is in
+the records and kept, and its files cannot be orphans; an attempt file whose writer's temp
+directory still exists is kept too (the writer removes it only after writing its record). A file
+superseded less than ``SUPERSEDED_MIN_AGE_S`` (10 minutes) ago is kept whatever N is (a reader that opened the
+catalog before may be reading it). Release folders and anything else not directly in a dataset
+folder are left alone.
 """
 
 from __future__ import annotations
@@ -38,6 +44,8 @@ from kurate.storage.status import check_root
 ATTEMPT_FILE = re.compile(r"^.+\.[0-9a-f]{12}\.parquet$")  # <unit>.<token>.parquet (UnitWriter.commit)
 PART_FILE = re.compile(r"\.[0-9a-f]{12}\.part$")  # put_if_absent's and snapshot.publish's private files
 DAY_S = 86400.0
+SUPERSEDED_MIN_AGE_S = ORPHAN_TMP_AGE_S  # a superseded file stays this long whatever N (readers that opened before)
+DECISIONS = "_decisions"  # tasks/curate.py's decision records (a storage module does not import tasks)
 
 
 @dataclass
@@ -96,6 +104,31 @@ def _live_locks(store: ShardStore) -> list[str]:
     return held
 
 
+def _needed(store: ShardStore, table, cur) -> set[str]:
+    """Files that current records need beyond their outputs: a finalized curate record's
+    ``signatures`` / ``duplicates`` (counts), and every output of a dedup unit named by a decision."""
+    needed: set[str] = set()
+    for r in cur.select(["counts"]).to_pylist():
+        counts = json.loads(r["counts"] or "{}")
+        needed.update(v for k in ("signatures", "duplicates") if isinstance(v := counts.get(k), str))
+    decided: set[str] = set()
+    try:
+        paths = store.fs.find(join(store.path, DECISIONS))
+    except FileNotFoundError:
+        paths = []
+    for path in paths:
+        if path.endswith(".json"):
+            try:
+                decided.add(json.loads(store.fs.cat_file(path))["dedup_unit"])
+            except (FileNotFoundError, ValueError, KeyError):
+                continue
+    if decided:
+        for r in table.select(["unit", "outputs"]).to_pylist():
+            if r["unit"] in decided:
+                needed.update(o["path"] for o in r["outputs"])
+    return needed
+
+
 def vacuum(root: str, older_than_days: float, storage_options: StorageOptions | None = None,
            dry_run: bool = False) -> VacuumReport:
     """Remove superseded generations, orphaned attempt files, dead temp dirs and old snapshots of ``root``."""
@@ -118,12 +151,15 @@ def vacuum(root: str, older_than_days: float, storage_options: StorageOptions | 
     table = records(store, fold=not dry_run)
     cur = current(table)
     shown = set(pc.list_flatten(cur["outputs"].combine_chunks()).field("path").to_pylist()) if cur.num_rows else set()
+    shown |= _needed(store, table, cur)
     current_since = {(r["stage"], r["input"]): r["committed_at"] for r in cur.select(["stage", "input", "committed_at"]).to_pylist()}
     superseded_since: dict[str, float] = {}
     for r in table.select(["stage", "input", "outputs"]).to_pylist():
         for o in r["outputs"]:
             if o["path"] not in shown:
                 superseded_since[o["path"]] = current_since[(r["stage"], r["input"])]
+    # an attempt still writing: its temp dir `_tmp/<unit>.<token>/` goes only after its record is written
+    writing = {_name(i) for i in _ls(store, join(store.path, TMP))}
     locks = _live_locks(store)
     if locks:
         report.notes.append(f"orphaned files kept: a run holds this root ({', '.join(sorted(locks))}; {LOCKS}/)")
@@ -133,9 +169,10 @@ def vacuum(root: str, older_than_days: float, storage_options: StorageOptions | 
             if rel in shown:
                 report.kept += 1
             elif rel in superseded_since:
-                if now - superseded_since[rel] > horizon and _age_s(info, now) > ORPHAN_TMP_AGE_S:
+                if now - superseded_since[rel] > max(horizon, SUPERSEDED_MIN_AGE_S) and _age_s(info, now) > ORPHAN_TMP_AGE_S:
                     remove("superseded", rel, info.get("size", 0))
-            elif ATTEMPT_FILE.match(_name(info)) and not locks and _age_s(info, now) > max(horizon, ORPHAN_TMP_AGE_S):
+            elif (ATTEMPT_FILE.match(_name(info)) and not locks and _name(info)[: -len(".parquet")] not in writing
+                  and _age_s(info, now) > max(horizon, ORPHAN_TMP_AGE_S)):
                 remove("orphaned", rel, info.get("size", 0))
     # 3. temporary unit directories whose writer is provably gone
     for info in _ls(store, join(store.path, TMP)):
