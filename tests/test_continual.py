@@ -558,6 +558,27 @@ def test_continual_refuses_a_checkpoint_of_another_version(release_root):
         run_continual(_release_config(root, train, name="wrong", data={"release": "r", "old_version": 2}))
 
 
+def test_continual_on_a_release_refuses_an_unfinished_checkpoint(release_root, tmp_path):
+    """A release-triggered run continues the old version's finished training, never a checkpoint that
+    training saved on the way (the continual run would count as done and never be redone)."""
+    import json
+    import shutil
+
+    from kurate.errors import PreconditionError
+    from kurate.flows.continual import checkpoint_of, run_continual
+
+    root, train = release_root
+    config = _release_config(root, train, name="early", data={"release": "r", "old_version": 1})
+    partial = tmp_path / "checkpoint"
+    shutil.copytree(checkpoint_of(config), partial)
+    saved = json.loads((partial / "config.json").read_text())
+    saved["step"] = 1  # as saved by checkpoint_every before the last step
+    (partial / "config.json").write_text(json.dumps(saved))
+    early = _release_config(root, train, name="early", checkpoint=str(partial), data={"release": "r", "old_version": 1})
+    with pytest.raises(PreconditionError, match="has not finished"):
+        run_continual(early)
+
+
 def test_continual_release_reference_parses():
     from kurate.flows.config import ContinualData
 
