@@ -283,6 +283,7 @@ def _name(proc: psutil.Process) -> str:
 @pytest.mark.e2e
 def test_token_auth_cluster_refused_with_one_line(work, tmp_path, prefect_server):
     """A cluster with token auth and a client with RAY_AUTH_MODE=disabled: one line saying what to set."""
+    import secrets
     import tempfile
 
     temp_dir = tempfile.mkdtemp(prefix="ktok", dir="/tmp")
@@ -293,7 +294,10 @@ def test_token_auth_cluster_refused_with_one_line(work, tmp_path, prefect_server
                              "--object-manager-port", str(free_port()), "--metrics-export-port", str(free_port()),
                              "--dashboard-agent-listen-port", str(free_port()), "--dashboard-agent-grpc-port", str(free_port()),
                              "--runtime-env-agent-port", str(free_port())],
-                            env=_env(RAY_AUTH_MODE="token", RAY_USAGE_STATS_ENABLED="0"), stdout=subprocess.DEVNULL,
+                            # a token of its own: `ray start` refuses token auth without one, and ~/.ray/auth_token
+                            # exists only on machines where someone generated it
+                            env=_env(RAY_AUTH_MODE="token", RAY_AUTH_TOKEN=secrets.token_hex(32), RAY_USAGE_STATS_ENABLED="0"),
+                            stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL, start_new_session=True)
     try:
         from kurate.flows.runner import _gcs_wants_token
