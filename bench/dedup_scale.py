@@ -41,19 +41,15 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from kurate.tasks.minhash import _mix64
+
 WIDTH = 112  # 14 bands × 8 rows, the default MinHashConfig
 
 
 def _mix(x: np.ndarray) -> np.ndarray:
-    """splitmix64 finaliser, a fresh uint64 array."""
-    x = x.astype(np.uint64, copy=True)
+    """kurate's splitmix64 finaliser (tasks/minhash.py) on a fresh uint64 array."""
     with np.errstate(over="ignore"):
-        x ^= x >> np.uint64(30)
-        x *= np.uint64(0xBF58476D1CE4E5B9)
-        x ^= x >> np.uint64(27)
-        x *= np.uint64(0x94D049BB133111EB)
-        x ^= x >> np.uint64(31)
-    return x
+        return _mix64(np.array(x, dtype=np.uint64, copy=True))
 
 
 # --- data ----------------------------------------------------------------------------------------

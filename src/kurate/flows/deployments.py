@@ -70,13 +70,7 @@ def train_on_release(config: PipelineConfig) -> dict:
 def release_trigger(config: PipelineConfig) -> DeploymentEventTrigger:
     """Run the train deployment on each version of its release published on its root."""
     triggered = train_on_release(config)
-    release_name = triggered["train"]["data"]["release"]
-    return DeploymentEventTrigger(
-        name=f"train on {release_name} releases",
-        expect={PUBLISHED},
-        match={"prefect.resource.id": release_resource(release_name), "kurate.root": root_label(config.root)},
-        parameters={"config": triggered},
-    )
+    return _on_published("train", triggered["train"]["data"]["release"], config.root, triggered)
 
 
 def continual_on_release(config: PipelineConfig) -> dict:
@@ -100,12 +94,18 @@ def continual_on_release(config: PipelineConfig) -> dict:
 def continual_trigger(config: PipelineConfig) -> DeploymentEventTrigger:
     """Run the continual deployment on each version ≥ 2 of its release published on its root."""
     triggered = continual_on_release(config)
-    release_name = triggered["continual"]["data"]["release"]
+    # Prefect's matcher is False for an absent label, and only v ≥ 2 carries this one
+    return _on_published("continual", triggered["continual"]["data"]["release"], config.root, triggered,
+                         {PREVIOUS_LABEL: "*"})
+
+
+def _on_published(stage: str, release_name: str, root: str, triggered: dict, match: dict | None = None) -> DeploymentEventTrigger:
+    """A trigger on `kurate.release.published` of ``release_name`` on ``root``, running ``stage``'s
+    deployment with ``triggered`` as its config."""
     return DeploymentEventTrigger(
-        name=f"continual on {release_name} releases",
+        name=f"{stage} on {release_name} releases",
         expect={PUBLISHED},
-        match={"prefect.resource.id": release_resource(release_name), "kurate.root": root_label(config.root),
-               PREVIOUS_LABEL: "*"},
+        match={"prefect.resource.id": release_resource(release_name), "kurate.root": root_label(root), **(match or {})},
         parameters={"config": triggered},
     )
 
