@@ -150,14 +150,14 @@ def test_demo_sized_sample_gets_finite_spearman_and_every_jql_picture(prefect_se
 @pytest.mark.e2e
 def test_training_curves_and_continual_comparison_are_pictures(prefect_server, tmp_path):
     from kurate.flows.continual import publish
-    from kurate.flows.train import commit_metrics, publish_metrics
+    from kurate.flows.train import Segment, commit_segment, publish_metrics
 
     root = tmp_path / "root"
     config = _local(root)
     steps = [{"step": s, "loss": 5.0 / s, "bits_per_byte": 7.0 / s, "units_per_s": 900.0, "mfu": 0.01} for s in range(1, 41)]
     steps[19] |= {"eval_loss": 0.4, "eval_bits_per_byte": 0.5}
     steps[39] |= {"eval_loss": 0.2, "eval_bits_per_byte": 0.3}
-    commit_metrics(str(root), config.train, steps)
+    commit_segment(str(root), config.train, Segment(metrics=steps), steps[-1]["step"], {})
     arms = [{"arm": "before continuing", "old_bpb": 2.0, "new_bpb": 3.0, "old_delta": 0.0, "new_delta": 0.0},
             {"arm": "no replay", "old_bpb": 2.4, "new_bpb": 2.2, "old_delta": 0.4, "new_delta": -0.8},
             {"arm": "coretokens", "old_bpb": 2.1, "new_bpb": 2.25, "old_delta": 0.1, "new_delta": -0.75}]

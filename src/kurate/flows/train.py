@@ -153,12 +153,6 @@ def run_training(root: str, stage: TrainStageConfig, storage_options: StorageOpt
             **{k: v for k, v in data.lineage.items() if v is not None}}
 
 
-def commit_metrics(root: str, stage, metrics: list[dict], storage_options: StorageOptions | None = None) -> None:
-    """Commit metrics rows as one segment without document lineage (the continual flow's runs)."""
-    if metrics:
-        commit_segment(root, stage, Segment(metrics=list(metrics)), int(metrics[-1].get("step", 0)), {}, storage_options)
-
-
 @dataclass
 class Segment:
     """What the steps since the last checkpoint produced: metrics rows and (document id, first step)."""
