@@ -187,13 +187,12 @@ class ShardStore:
     def current_manifests(self, stage: str | None = None) -> list[Manifest]:
         """The latest commit per (stage, input): a run with a new config (or a replaced input)
         supersedes older generations. "Latest" is commit order (``generation``); the wall clock only
-        orders records written before generations existed."""
-        latest: dict[tuple[str, str], Manifest] = {}
-        for manifest in self.manifests(stage):
-            key = (manifest.stage, manifest.input)
-            if key not in latest or _commit_order(manifest) > _commit_order(latest[key]):
-                latest[key] = manifest
-        return sorted(latest.values(), key=lambda m: (m.stage, m.unit))
+        orders records written before generations existed. The snapshot computes it once per fold
+        (``snapshot.CURRENT_ORDER``)."""
+        from kurate.storage.snapshot import current, records, to_manifests
+
+        self.fs.invalidate_cache()
+        return sorted(to_manifests(current(records(self, stage))), key=lambda m: (m.stage, m.unit))
 
     def next_generation(self, key: UnitKey) -> int:
         """One more than the highest generation committed for ``key``'s (stage, input)."""
@@ -291,10 +290,6 @@ class ShardStore:
         self.fs.invalidate_cache()
         paths = sorted(self.fs.glob(join(self.path, PLANS, "*.json")))
         return [json.loads(self.fs.cat_file(p)) for p in paths]
-
-
-def _commit_order(manifest: Manifest) -> tuple[int, float, str]:
-    return manifest.generation, manifest.committed_at if manifest.generation == 0 else 0.0, manifest.unit
 
 
 # Writers (and run locks) open in this process, by token: a temp directory or lock whose owner is this
